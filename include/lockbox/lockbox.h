@@ -1,0 +1,104 @@
+/* lockbox: secure secret storage for Linux.
+ *
+ * Every allocation lives in memory that is locked (mlock, never swapped), excluded from core
+ * dumps, wiped in forked children, surrounded by guard pages, canary-checked and zeroed on
+ * free. Many small secrets share a page; a page is unlocked only when none remains on it.
+ * Thread-safe; no initialisation call is needed. C99-clean. */
+#ifndef LOCKBOX_LOCKBOX_H
+#define LOCKBOX_LOCKBOX_H
+
+#include <stddef.h>
+
+#if defined(LOCKBOX_BUILDING) && defined(__GNUC__)
+#define LOCKBOX_API __attribute__((visibility("default")))
+#else
+#define LOCKBOX_API
+#endif
+
+#if defined(__GNUC__)
+#define LOCKBOX_MALLOC __attribute__((malloc))
+#define LOCKBOX_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
+#define LOCKBOX_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
+#define LOCKBOX_ALLOC_ALIGN(n) __attribute__((alloc_align(n)))
+#define LOCKBOX_NODISCARD __attribute__((warn_unused_result))
+#else
+#define LOCKBOX_MALLOC
+#define LOCKBOX_ALLOC_SIZE(n)
+#define LOCKBOX_ALLOC_SIZE2(n, m)
+#define LOCKBOX_ALLOC_ALIGN(n)
+#define LOCKBOX_NODISCARD
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Allocation
+ * Every pointer is aligned to at least 16 bytes. On failure: NULL, errno (ENOMEM or EINVAL)
+ * and a sentence in lockbox_last_error(). Corruption (double free, a pointer lockbox never
+ * returned, a broken canary, a write after free) prints one line
+ * "lockbox: fatal: <what> at 0x<addr>" on stderr and aborts.
+ * ------------------------------------------------------------------------------------------ */
+
+/* size 0 gives a unique pointer that must be freed. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_SIZE(1) void* lockbox_malloc(size_t size);
+/* Overflow-checked; the memory is zero. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(
+    size_t count, size_t size);
+/* Moves the contents to a new block and zeroes the old one. ptr NULL: lockbox_malloc(size).
+ * size 0: a unique minimal block (the old one is freed). On failure ptr is left untouched. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_ALLOC_SIZE(2) void* lockbox_realloc(void* ptr, size_t size);
+/* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_ALIGN(1) LOCKBOX_ALLOC_SIZE(2) void*
+lockbox_aligned_alloc(size_t alignment, size_t size);
+/* Zeroes the whole block, then frees it. NULL is a no-op. */
+LOCKBOX_API void lockbox_free(void* ptr);
+/* The size requested for ptr (the bytes after it are canary); 0 for NULL. */
+LOCKBOX_API size_t lockbox_usable_size(const void* ptr);
+/* 1 if ptr is a live pointer returned by lockbox, 0 otherwise (never aborts). */
+LOCKBOX_API int lockbox_owns(const void* ptr);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strdup(const char* s);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strndup(const char* s, size_t n);
+
+/* ------------------------------------------------------------------------------------------
+ * Policy, errors and statistics
+ * ------------------------------------------------------------------------------------------ */
+
+typedef enum lockbox_policy {
+  /* Default: when RLIMIT_MEMLOCK is reached, allocations fail with ENOMEM. */
+  LOCKBOX_POLICY_STRICT = 0,
+  /* Continue with unlocked (still guarded, undumped, zeroed) pages; warn once on stderr. */
+  LOCKBOX_POLICY_BEST_EFFORT = 1
+} lockbox_policy;
+
+/* 0, or -1 with errno EINVAL for an unknown policy. The environment variable
+ * LOCKBOX_POLICY=strict|best-effort sets the initial policy (ignored in setuid programs). */
+LOCKBOX_API int lockbox_set_policy(lockbox_policy policy);
+LOCKBOX_API lockbox_policy lockbox_get_policy(void);
+
+/* This thread's last failure as a readable sentence ("no error" before any). */
+LOCKBOX_API const char* lockbox_last_error(void);
+
+typedef struct lockbox_stats {
+  size_t locked_bytes;      /* bytes lockbox holds mlocked right now (what it adds to VmLck) */
+  size_t unlocked_bytes;    /* bytes of pages handed out unlocked under BEST_EFFORT */
+  size_t in_use_bytes;      /* requested bytes of live allocations */
+  size_t live_allocations;  /* live allocations */
+  size_t reserved_bytes;    /* address space reserved, guards included */
+  size_t peak_locked_bytes; /* the most locked_bytes has been */
+  size_t memlock_limit;     /* RLIMIT_MEMLOCK soft limit; SIZE_MAX if unlimited or CAP_IPC_LOCK */
+} lockbox_stats;
+
+/* Fills *out (no-op for NULL). A forked child's stats cover only what it allocated itself. */
+LOCKBOX_API void lockbox_get_stats(lockbox_stats* out);
+
+/* Writes the environment variables lockbox reads, one per line, into buffer (always
+ * NUL-terminated when capacity > 0); returns the length the whole text needs. */
+LOCKBOX_API size_t lockbox_describe_options(char* buffer, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LOCKBOX_LOCKBOX_H */

@@ -1,0 +1,108 @@
+// The C entry points for allocation: argument checks, errno and the readable reason. Everything
+// past the checks belongs to the heap.
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "heap/heap.hpp"
+#include "lockbox/lockbox.h"
+#include "support/last_error.hpp"
+
+using lockbox::heap::Heap;
+using lockbox::set_last_error;
+
+namespace {
+
+// Beyond this no mapping can succeed, and pointer differences would overflow.
+constexpr std::size_t kMaxRequest = PTRDIFF_MAX / 2;
+
+void* fail(int error) {
+  errno = error;
+  return nullptr;
+}
+
+bool is_power_of_two(std::size_t value) { return value != 0 && (value & (value - 1)) == 0; }
+
+}  // namespace
+
+extern "C" {
+
+void* lockbox_malloc(std::size_t size) {
+  if (size > kMaxRequest) {
+    set_last_error("lockbox_malloc: %zu bytes is more than lockbox can ever provide", size);
+    return fail(ENOMEM);
+  }
+  return Heap::instance().allocate(size, Heap::kMinAlignment);
+}
+
+void* lockbox_calloc(std::size_t count, std::size_t size) {
+  std::size_t total = 0;
+  if (__builtin_mul_overflow(count, size, &total) || total > kMaxRequest) {
+    set_last_error("lockbox_calloc: %zu elements of %zu bytes overflow the address space", count,
+                   size);
+    return fail(ENOMEM);
+  }
+  // Fresh slots and pages are verified zero before they are handed out.
+  return Heap::instance().allocate(total, Heap::kMinAlignment);
+}
+
+void* lockbox_realloc(void* ptr, std::size_t size) {
+  if (ptr == nullptr) return lockbox_malloc(size);
+  if (size > kMaxRequest) {
+    set_last_error("lockbox_realloc: %zu bytes is more than lockbox can ever provide", size);
+    return fail(ENOMEM);
+  }
+  return Heap::instance().reallocate(ptr, size);
+}
+
+void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
+  if (!is_power_of_two(alignment)) {
+    set_last_error("lockbox_aligned_alloc: alignment %zu is not a power of two", alignment);
+    return fail(EINVAL);
+  }
+  if (size > kMaxRequest || alignment > kMaxRequest) {
+    set_last_error("lockbox_aligned_alloc: %zu bytes aligned to %zu is more than lockbox can "
+                   "ever provide",
+                   size, alignment);
+    return fail(ENOMEM);
+  }
+  return Heap::instance().allocate(size, alignment);
+}
+
+void lockbox_free(void* ptr) {
+  if (ptr == nullptr) return;
+  Heap::instance().free(ptr);
+}
+
+std::size_t lockbox_usable_size(const void* ptr) {
+  if (ptr == nullptr) return 0;
+  return Heap::instance().usable_size(ptr);
+}
+
+int lockbox_owns(const void* ptr) {
+  if (ptr == nullptr) return 0;
+  return Heap::instance().owns(ptr) ? 1 : 0;
+}
+
+char* lockbox_strndup(const char* s, std::size_t n) {
+  if (s == nullptr) {
+    set_last_error("lockbox_strndup: the string is NULL");
+    return static_cast<char*>(fail(EINVAL));
+  }
+  std::size_t length = strnlen(s, n);
+  auto* copy = static_cast<char*>(lockbox_malloc(length + 1));
+  if (copy == nullptr) return nullptr;
+  std::memcpy(copy, s, length);
+  copy[length] = '\0';
+  return copy;
+}
+
+char* lockbox_strdup(const char* s) {
+  if (s == nullptr) {
+    set_last_error("lockbox_strdup: the string is NULL");
+    return static_cast<char*>(fail(EINVAL));
+  }
+  return lockbox_strndup(s, SIZE_MAX);
+}
+
+}  // extern "C"

@@ -1,0 +1,52 @@
+// The RLIMIT_MEMLOCK budget: bytes lockbox holds locked, checked against the soft limit
+// before every mlock, and the policy that decides what happens when it runs out.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+namespace lockbox::budget {
+
+enum class Policy : int { kStrict = 0, kBestEffort = 1 };
+
+class Budget {
+ public:
+  // Reads RLIMIT_MEMLOCK and CAP_IPC_LOCK from the kernel and follows them when they changed
+  // since the last reading (setrlimit at run time); a limit set with set_limit() stays until then.
+  void refresh_limit();
+  void set_limit(std::size_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
+
+  // Accounts `bytes` more locked memory if the limit allows; false leaves everything unchanged.
+  bool try_charge_locked(std::size_t bytes);
+  void release_locked(std::size_t bytes);
+  void add_unlocked(std::size_t bytes) { unlocked_.fetch_add(bytes, std::memory_order_relaxed); }
+  void release_unlocked(std::size_t bytes) {
+    unlocked_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+
+  std::size_t locked_bytes() const { return locked_.load(std::memory_order_relaxed); }
+  std::size_t unlocked_bytes() const { return unlocked_.load(std::memory_order_relaxed); }
+  std::size_t peak_locked_bytes() const { return peak_.load(std::memory_order_relaxed); }
+  // SIZE_MAX when unlimited or when CAP_IPC_LOCK makes the kernel ignore the limit.
+  std::size_t limit() const { return limit_.load(std::memory_order_relaxed); }
+
+  Policy policy() const { return policy_.load(std::memory_order_relaxed); }
+  void set_policy(Policy policy) { policy_.store(policy, std::memory_order_relaxed); }
+
+  // True exactly once per process: the caller then prints the best-effort warning.
+  bool first_unlocked_fallback() { return !warned_.exchange(true, std::memory_order_relaxed); }
+
+  // A forked child holds no locks (mlock is not inherited) and none of the parent's pages.
+  void reset_after_fork();
+
+ private:
+  std::atomic<std::size_t> locked_{0};
+  std::atomic<std::size_t> unlocked_{0};
+  std::atomic<std::size_t> peak_{0};
+  std::atomic<std::size_t> limit_{0};
+  std::atomic<std::size_t> kernel_limit_seen_{0};
+  std::atomic<Policy> policy_{Policy::kStrict};
+  std::atomic<bool> warned_{false};
+};
+
+}  // namespace lockbox::budget

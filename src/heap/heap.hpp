@@ -1,0 +1,65 @@
+// The front door: lazy thread-safe start-up, the choice between small and large, the shard a
+// thread uses, fork handling, and the lock order (a shard's lock, then the large heap's, then the
+// arena registry's; stats and fork take every shard's lock in index order).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "budget/budget.hpp"
+#include "large/large_heap.hpp"
+#include "small/arena_registry.hpp"
+#include "small/shard.hpp"
+
+namespace lockbox::heap {
+
+struct Stats {
+  std::size_t locked_bytes;
+  std::size_t unlocked_bytes;
+  std::size_t in_use_bytes;
+  std::size_t live_allocations;
+  std::size_t reserved_bytes;
+  std::size_t peak_locked_bytes;
+  std::size_t memlock_limit;
+};
+
+class Heap {
+ public:
+  static constexpr std::size_t kShards = 4;
+  static constexpr std::size_t kMinAlignment = 16;
+
+  static Heap& instance();
+
+  // nullptr with errno and last_error set on failure. alignment: a power of two.
+  void* allocate(std::size_t size, std::size_t alignment);
+  void free(void* pointer);
+  void* reallocate(void* pointer, std::size_t size);
+  std::size_t usable_size(const void* pointer);
+  bool owns(const void* pointer);
+  Stats stats();
+  // Test hook for freed memory: true if the range reads zero or was given back to the kernel.
+  bool freed_range_reads_zero(const void* pointer, std::size_t length);
+  budget::Budget& budget() { return budget_; }
+
+ private:
+  Heap();
+  small::Shard& my_shard(std::uint32_t* index);
+  bool is_inherited(const small::Arena& arena) const {
+    return arena.generation != generation_.load(std::memory_order_relaxed);
+  }
+  static bool reclaim_from_shards(void* context);
+
+  static void before_fork();
+  static void after_fork_in_parent();
+  static void after_fork_in_child();
+
+  budget::Budget budget_;
+  small::ArenaRegistry registry_;
+  small::Shard shards_[kShards];
+  large::LargeHeap large_;
+  std::atomic<std::uint64_t> generation_{1};
+  std::atomic<std::uint32_t> next_shard_{0};
+};
+
+}  // namespace lockbox::heap

@@ -1,0 +1,53 @@
+// Large objects (beyond the biggest size class, or aligned beyond a page): each block is its
+// own mapping, [guard][data pages][guard], with the object pushed against the trailing guard so
+// that a linear overflow faults at once. The slack after the object (under 16 bytes, or under
+// the alignment) holds a canary.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+
+#include "budget/budget.hpp"
+#include "pages/page_commit.hpp"
+#include "support/spin_lock.hpp"
+
+namespace lockbox::large {
+
+struct LargeStats {
+  std::size_t live_allocations = 0;
+  std::size_t in_use_bytes = 0;
+  std::size_t reserved_bytes = 0;
+};
+
+class LargeHeap {
+ public:
+  // nullptr with last_error set on failure. `alignment` is a power of two >= 16.
+  void* allocate(std::size_t size, std::size_t alignment, budget::Budget& budget,
+                 pages::Reclaimer reclaimer);
+  // False if `pointer` is not a live large block (the caller decides what that means).
+  bool free(void* pointer, budget::Budget& budget);
+  bool usable_size(const void* pointer, std::size_t* size);
+  void add_stats(LargeStats& stats);
+
+  void lock_for_fork() { lock_.lock(); }
+  void unlock_after_fork() { lock_.unlock(); }
+  // A forked child holds none of these blocks' locks, and their memory is wiped.
+  void mark_inherited_after_fork();
+
+ private:
+  struct Block {
+    unsigned char* mapping;  // the leading guard page
+    std::size_t data_pages;
+    std::size_t size;        // requested bytes
+    bool locked;             // false: committed unlocked under BEST_EFFORT
+    bool inherited;          // from the parent process, wiped on fork
+  };
+  std::size_t mapping_bytes(const Block& block) const;
+
+  SpinLock lock_;
+  std::unordered_map<std::uintptr_t, Block> blocks_;  // keyed by the pointer handed out
+  LargeStats stats_;
+};
+
+}  // namespace lockbox::large

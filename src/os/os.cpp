@@ -1,0 +1,198 @@
+// The only file that talks to the kernel: mmap, mprotect, mlock, madvise, rlimits and /proc.
+// Everything returns an errno value so that policy (fail, fall back, abort) stays with callers.
+#include "os/os.hpp"
+
+#include <linux/capability.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+
+namespace lockbox::os {
+namespace {
+
+int result_of(int rc) { return rc == 0 ? 0 : errno; }
+
+// Reads a whole small /proc file into `buffer`; returns the length or -1.
+long read_small_file(const char* path, char* buffer, std::size_t capacity) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  std::size_t used = 0;
+  while (used + 1 < capacity) {
+    ssize_t got = ::read(fd, buffer + used, capacity - 1 - used);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    used += static_cast<std::size_t>(got);
+  }
+  ::close(fd);
+  buffer[used] = '\0';
+  return static_cast<long>(used);
+}
+
+}  // namespace
+
+std::size_t page_size_from_kernel() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+
+int reserve(std::size_t bytes, void** out) {
+  void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return errno;
+  *out = p;
+  return 0;
+}
+
+int reserve_aligned(std::size_t bytes, std::size_t alignment, void** out) {
+  void* raw = nullptr;
+  if (int err = reserve(bytes + alignment, &raw)) return err;
+  auto start = reinterpret_cast<std::uintptr_t>(raw);
+  std::uintptr_t aligned = (start + alignment - 1) & ~(static_cast<std::uintptr_t>(alignment) - 1);
+  std::size_t head = aligned - start;
+  std::size_t tail = alignment - head;
+  if (head != 0) ::munmap(raw, head);
+  if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+  *out = reinterpret_cast<void*>(aligned);
+  return 0;
+}
+
+int map_metadata(std::size_t bytes, void** out) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return errno;
+  *out = p;
+  return 0;
+}
+
+int unmap(void* addr, std::size_t bytes) { return result_of(::munmap(addr, bytes)); }
+
+int protect_none(void* addr, std::size_t bytes) {
+  return result_of(::mprotect(addr, bytes, PROT_NONE));
+}
+int protect_read(void* addr, std::size_t bytes) {
+  return result_of(::mprotect(addr, bytes, PROT_READ));
+}
+int protect_read_write(void* addr, std::size_t bytes) {
+  return result_of(::mprotect(addr, bytes, PROT_READ | PROT_WRITE));
+}
+
+int lock(const void* addr, std::size_t bytes) { return result_of(::mlock(addr, bytes)); }
+int unlock(const void* addr, std::size_t bytes) { return result_of(::munlock(addr, bytes)); }
+
+int advise_dont_dump(void* addr, std::size_t bytes) {
+  return result_of(::madvise(addr, bytes, MADV_DONTDUMP));
+}
+int advise_do_dump(void* addr, std::size_t bytes) {
+  return result_of(::madvise(addr, bytes, MADV_DODUMP));
+}
+int advise_wipe_on_fork(void* addr, std::size_t bytes) {
+  return result_of(::madvise(addr, bytes, MADV_WIPEONFORK));
+}
+int advise_dont_fork(void* addr, std::size_t bytes) {
+  return result_of(::madvise(addr, bytes, MADV_DONTFORK));
+}
+int advise_discard(void* addr, std::size_t bytes) {
+  return result_of(::madvise(addr, bytes, MADV_DONTNEED));
+}
+
+std::size_t memlock_soft_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return 0;
+  if (limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  return static_cast<std::size_t>(limit.rlim_cur);
+}
+
+bool has_ipc_lock_capability() {
+  __user_cap_header_struct header{};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  if (::syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32))) != 0;
+}
+
+long long status_field_bytes(const char* name) {
+  static thread_local char buffer[8192];
+  if (read_small_file("/proc/self/status", buffer, sizeof buffer) < 0) return -1;
+  std::size_t name_length = std::strlen(name);
+  for (const char* line = buffer; *line != '\0';) {
+    if (std::strncmp(line, name, name_length) == 0 && line[name_length] == ':') {
+      long long kib = std::strtoll(line + name_length + 1, nullptr, 10);
+      return kib * 1024;
+    }
+    const char* next = std::strchr(line, '\n');
+    if (next == nullptr) break;
+    line = next + 1;
+  }
+  return -1;
+}
+
+int range_is_locked_by_kernel(const void* addr, std::size_t bytes) {
+  // smaps is read in chunks: it can be large, and lockbox must not allocate to read it.
+  auto first = reinterpret_cast<std::uintptr_t>(addr) & ~(kPageSize - 1);
+  auto last = reinterpret_cast<std::uintptr_t>(addr) + bytes;
+  int fd = ::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char chunk[4096];
+  char line[512];
+  std::size_t line_length = 0;
+  std::uintptr_t vma_start = 0, vma_end = 0;
+  std::uintptr_t covered_until = first;  // every byte below this is in a locked VMA
+  bool overlapping = false;
+  int verdict = -1;
+  for (;;) {
+    ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    for (ssize_t i = 0; i < got; ++i) {
+      char c = chunk[i];
+      if (c != '\n') {
+        if (line_length + 1 < sizeof line) line[line_length++] = c;
+        continue;
+      }
+      line[line_length] = '\0';
+      line_length = 0;
+      unsigned long start = 0, end = 0;
+      if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2 && std::strchr(line, '-') != nullptr &&
+          line[0] != 'V') {
+        vma_start = start;
+        vma_end = end;
+        overlapping = vma_start < last && vma_end > first;
+      } else if (overlapping && std::strncmp(line, "VmFlags:", 8) == 0) {
+        bool locked = std::strstr(line, " lo") != nullptr;
+        if (!locked || vma_start > covered_until) {
+          verdict = 0;
+        } else if (vma_end > covered_until) {
+          covered_until = vma_end;
+        }
+        overlapping = false;
+      }
+    }
+    if (verdict == 0) break;
+  }
+  ::close(fd);
+  if (verdict == 0) return 0;
+  return covered_until >= last ? 1 : 0;
+}
+
+const char* secure_environment(const char* name) { return ::secure_getenv(name); }
+
+void write_stderr(const char* text, std::size_t length) {
+  while (length > 0) {
+    ssize_t wrote = ::write(STDERR_FILENO, text, length);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return;
+    text += wrote;
+    length -= static_cast<std::size_t>(wrote);
+  }
+}
+
+void abort_process() { std::abort(); }
+
+void yield_cpu() { ::sched_yield(); }
+
+}  // namespace lockbox::os

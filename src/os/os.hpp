@@ -1,0 +1,56 @@
+// The only door to the kernel: every syscall and /proc read lockbox makes lives behind it.
+// Functions return 0 or an errno value (never abort, never touch errno for the caller).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lockbox::os {
+
+inline constexpr std::size_t kPageSize = 4096;
+
+std::size_t page_size_from_kernel();
+
+// Address space: private anonymous, PROT_NONE, MAP_NORESERVE. Costs no RLIMIT_MEMLOCK
+// (unless the application called mlockall(MCL_FUTURE)).
+int reserve(std::size_t bytes, void** out);
+// Like reserve(), but the start is aligned to `alignment` (a power of two >= page size).
+int reserve_aligned(std::size_t bytes, std::size_t alignment, void** out);
+int unmap(void* addr, std::size_t bytes);
+// Read-write private anonymous memory for lockbox's own metadata (never for secrets).
+int map_metadata(std::size_t bytes, void** out);
+
+int protect_none(void* addr, std::size_t bytes);
+int protect_read(void* addr, std::size_t bytes);
+int protect_read_write(void* addr, std::size_t bytes);
+
+int lock(const void* addr, std::size_t bytes);
+int unlock(const void* addr, std::size_t bytes);
+
+// One advice per call: madvise() takes a single advice, never an OR of several.
+int advise_dont_dump(void* addr, std::size_t bytes);
+int advise_do_dump(void* addr, std::size_t bytes);
+int advise_wipe_on_fork(void* addr, std::size_t bytes);
+int advise_dont_fork(void* addr, std::size_t bytes);
+int advise_discard(void* addr, std::size_t bytes);  // MADV_DONTNEED: contents become zero
+
+// RLIMIT_MEMLOCK soft limit in bytes, SIZE_MAX when unlimited.
+std::size_t memlock_soft_limit();
+// CAP_IPC_LOCK in the effective set: the kernel then ignores RLIMIT_MEMLOCK.
+bool has_ipc_lock_capability();
+
+// A "Name:   123 kB" field of /proc/self/status, in bytes; -1 if missing.
+long long status_field_bytes(const char* name);
+
+// Is every page of [addr, addr+bytes) in a VMA whose VmFlags include "lo" (/proc/self/smaps)?
+// -1 on error, else 1 or 0.
+int range_is_locked_by_kernel(const void* addr, std::size_t bytes);
+
+// Environment lookup that ignores the variable in setuid/setgid programs.
+const char* secure_environment(const char* name);
+
+void write_stderr(const char* text, std::size_t length);
+[[noreturn]] void abort_process();
+void yield_cpu();
+
+}  // namespace lockbox::os

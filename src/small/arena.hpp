@@ -1,0 +1,64 @@
+// An arena: 1 MiB of address space aligned to 1 MiB, a guard page at each end, carved into
+// runs of one size class each. Its metadata (page refcounts, slot bitmaps, requested sizes)
+// lives in a separate mapping, so no overflow out of a secret can reach it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "os/os.hpp"
+#include "small/size_class.hpp"
+#include "small/slot_bitmap.hpp"
+
+namespace lockbox::small {
+
+inline constexpr std::size_t kArenaShift = 20;
+inline constexpr std::size_t kArenaBytes = std::size_t{1} << kArenaShift;
+inline constexpr std::size_t kArenaPages = kArenaBytes / os::kPageSize;
+inline constexpr std::size_t kFirstDataPage = 1;                // page 0 is the leading guard
+inline constexpr std::size_t kEndDataPage = kArenaPages - 1;    // the last page is the trailing guard
+inline constexpr std::uint16_t kNoRun = 0xffff;
+
+enum class PageState : std::uint8_t {
+  kReserved,  // PROT_NONE, not locked
+  kLocked,    // read-write and mlocked
+  kUnlocked,  // read-write, not locked (BEST_EFFORT ran out of budget)
+};
+
+struct Arena;
+
+struct Run {
+  Run* next = nullptr;  // the shard's list of runs with free slots, per class
+  Run* prev = nullptr;
+  Arena* arena = nullptr;
+  std::uint16_t first_page = 0;
+  std::uint8_t class_index = 0;
+  bool listed = false;
+  std::uint16_t live = 0;
+  SlotBitmap used;
+  std::uint16_t requested[kMaxRunSlots];  // the size asked for; the rest of the slot is canary
+};
+
+struct Arena {
+  unsigned char* base = nullptr;  // the leading guard page
+  Arena* next_in_shard = nullptr;
+  std::uint64_t generation = 0;   // process generation (bumped in a forked child)
+  std::uint32_t shard_index = 0;
+  std::uint32_t unowned_pages = 0;  // data pages no run owns
+  // Live objects overlapping each page, plus nested locks taken by lockbox_lock().
+  std::uint16_t page_refcount[kArenaPages];
+  PageState page_state[kArenaPages];
+  std::uint16_t page_run[kArenaPages];  // first page of the owning run, or kNoRun
+  Run runs[kArenaPages];                // indexed by a run's first page
+
+  unsigned char* page_address(std::size_t page) const { return base + page * os::kPageSize; }
+  std::size_t page_index(const void* address) const {
+    return static_cast<std::size_t>(static_cast<const unsigned char*>(address) - base) /
+           os::kPageSize;
+  }
+};
+
+// Maps the arena's memory (guards included) and its metadata; nullptr with last_error set.
+Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index);
+
+}  // namespace lockbox::small

@@ -1,0 +1,77 @@
+// A shard of the small-object heap: its own lock, arenas and per-class lists of runs with free
+// slots. Threads spread over shards, so two threads rarely wait for each other.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "budget/budget.hpp"
+#include "pages/page_commit.hpp"
+#include "small/arena.hpp"
+#include "small/arena_registry.hpp"
+#include "support/spin_lock.hpp"
+
+namespace lockbox::small {
+
+struct ShardStats {
+  std::size_t live_allocations = 0;
+  std::size_t in_use_bytes = 0;
+  std::size_t reserved_bytes = 0;
+};
+
+// Where a pointer sits inside an arena.
+struct SlotRef {
+  Run* run;
+  std::size_t slot;
+  unsigned char* address;
+};
+
+class Shard {
+ public:
+  // Empty pages kept committed and locked per shard, so alloc/free ping-pong makes no syscalls.
+  static constexpr std::size_t kReservePages = 16;
+
+  // All of these expect lock() to be held by the caller.
+  void* allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
+                 std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
+                 pages::Reclaimer reclaimer);
+  void free(Arena& arena, void* pointer, budget::Budget& budget);
+  // A forked child's free of a pointer it inherited: bookkeeping only, the memory is wiped.
+  void free_inherited(Arena& arena, void* pointer);
+  std::size_t usable_size(Arena& arena, const void* pointer);
+  bool owns(Arena& arena, const void* pointer);
+  // Test hook: do the bytes of [pointer, pointer+length) within this arena read zero? Pages
+  // given back to the kernel count as zero (they are discarded and PROT_NONE).
+  bool range_reads_zero(Arena& arena, const void* pointer, std::size_t length);
+  // Releases every empty committed page; true if any was released.
+  bool release_empty_pages(budget::Budget& budget);
+  void add_stats(ShardStats& stats) const;
+
+  SpinLock& lock() { return lock_; }
+  // In a forked child: the inherited arenas stay mapped (their pointers can still be freed)
+  // but are never allocated from again.
+  void forget_arenas_after_fork();
+
+ private:
+  Run* create_run(std::size_t class_index, std::uint64_t generation, std::uint32_t my_index,
+                  ArenaRegistry& registry);
+  void dissolve_run(Run& run);
+  bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                    pages::Reclaimer reclaimer);
+  void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
+  void link(Run& run);
+  void unlink(Run& run);
+  // nullopt-like: run == nullptr when `pointer` is not the start of a slot.
+  SlotRef locate(Arena& arena, const void* pointer);
+  SlotRef locate_live(Arena& arena, const void* pointer);
+
+  SpinLock lock_;
+  Run* runs_with_room_[kClassCount] = {};
+  Arena* arenas_ = nullptr;
+  std::size_t live_allocations_ = 0;
+  std::size_t in_use_bytes_ = 0;
+  std::size_t reserved_bytes_ = 0;
+  std::size_t empty_committed_pages_ = 0;
+};
+
+}  // namespace lockbox::small

@@ -1,0 +1,75 @@
+// Size classes for small objects: slot sizes, how many pages a run of each class spans, and
+// the lookup from a request (plus its trailing canary) to a class. All computed at compile time.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "os/os.hpp"
+
+namespace lockbox::small {
+
+// Every slot ends with at least this many canary bytes after the requested size.
+inline constexpr std::size_t kMinCanaryBytes = 8;
+inline constexpr std::size_t kGranule = 16;  // alignof(max_align_t)
+
+// Slot sizes: multiples of 16, four per doubling above 128, so waste stays under 25%.
+inline constexpr std::array<std::uint32_t, 32> kSlotSizes = {
+    16,   32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,  512,
+    640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192};
+inline constexpr std::size_t kClassCount = kSlotSizes.size();
+inline constexpr std::size_t kMaxSlotSize = kSlotSizes.back();
+inline constexpr std::size_t kMaxSmallRequest = kMaxSlotSize - kMinCanaryBytes;
+
+constexpr std::size_t gcd(std::size_t a, std::size_t b) { return b == 0 ? a : gcd(b, a % b); }
+
+// A run spans the fewest pages that hold a whole number of slots, so no byte of a run is waste.
+constexpr std::size_t run_pages(std::size_t class_index) {
+  std::size_t slot = kSlotSizes[class_index];
+  return slot / gcd(slot, os::kPageSize);
+}
+constexpr std::size_t run_slots(std::size_t class_index) {
+  return run_pages(class_index) * os::kPageSize / kSlotSizes[class_index];
+}
+
+inline constexpr std::size_t kMaxRunSlots = [] {
+  std::size_t most = 0;
+  for (std::size_t c = 0; c < kClassCount; ++c) most = run_slots(c) > most ? run_slots(c) : most;
+  return most;
+}();
+inline constexpr std::size_t kMaxRunPages = [] {
+  std::size_t most = 0;
+  for (std::size_t c = 0; c < kClassCount; ++c) most = run_pages(c) > most ? run_pages(c) : most;
+  return most;
+}();
+
+namespace detail {
+inline constexpr std::size_t kLookupEntries = kMaxSlotSize / kGranule + 1;
+inline constexpr auto kClassByGranules = [] {
+  std::array<std::uint8_t, kLookupEntries> table{};
+  std::size_t c = 0;
+  for (std::size_t granules = 0; granules < kLookupEntries; ++granules) {
+    while (kSlotSizes[c] < granules * kGranule) ++c;
+    table[granules] = static_cast<std::uint8_t>(c);
+  }
+  return table;
+}();
+}  // namespace detail
+
+// The class of a request of `size` bytes; size must be <= kMaxSmallRequest.
+constexpr std::size_t class_for_request(std::size_t size) {
+  return detail::kClassByGranules[(size + kMinCanaryBytes + kGranule - 1) / kGranule];
+}
+
+// The smallest class whose every slot is aligned to `alignment` (a power of two, at most the
+// page size) and holds `size` bytes plus the canary; kClassCount when none does.
+constexpr std::size_t class_for_aligned_request(std::size_t size, std::size_t alignment) {
+  if (size > kMaxSmallRequest) return kClassCount;
+  for (std::size_t c = class_for_request(size); c < kClassCount; ++c) {
+    if (kSlotSizes[c] % alignment == 0) return c;
+  }
+  return kClassCount;
+}
+
+}  // namespace lockbox::small

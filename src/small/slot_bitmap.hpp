@@ -1,0 +1,46 @@
+// One bit per slot of a run: set = handed out. Lives in the arena's metadata mapping, never
+// beside the secrets, so an overflow out of a secret cannot forge a free slot.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+#include "small/size_class.hpp"
+
+namespace lockbox::small {
+
+class SlotBitmap {
+ public:
+  static constexpr std::size_t kWords = (kMaxRunSlots + 63) / 64;
+  static constexpr std::size_t kNone = SIZE_MAX;
+
+  bool test(std::size_t slot) const { return (words_[slot / 64] >> (slot % 64)) & 1u; }
+  void set(std::size_t slot) { words_[slot / 64] |= std::uint64_t{1} << (slot % 64); }
+  void clear(std::size_t slot) { words_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64)); }
+  void clear_all() {
+    for (auto& word : words_) word = 0;
+  }
+
+  // The lowest clear bit below `limit`, or kNone.
+  std::size_t first_clear(std::size_t limit) const {
+    for (std::size_t w = 0; w * 64 < limit; ++w) {
+      std::uint64_t free_bits = ~words_[w];
+      if (free_bits == 0) continue;
+      std::size_t slot = w * 64 + static_cast<std::size_t>(std::countr_zero(free_bits));
+      return slot < limit ? slot : kNone;
+    }
+    return kNone;
+  }
+
+  std::size_t count() const {
+    std::size_t total = 0;
+    for (auto word : words_) total += static_cast<std::size_t>(std::popcount(word));
+    return total;
+  }
+
+ private:
+  std::uint64_t words_[kWords] = {};
+};
+
+}  // namespace lockbox::small

@@ -1,0 +1,14 @@
+#include <lockbox/lockbox.h>
+
+#include "fault.h"
+
+/* realloc checks the canary of the block it moves, like free. */
+FAULT_MAIN int main(void) {
+  unsigned char* secret = lockbox_malloc(100);
+  void* moved;
+  secret[100] ^= 0xff;
+  fault_expect(secret);
+  moved = lockbox_realloc(secret, 1000);
+  lockbox_free(moved);
+  return 0;
+}

@@ -1,0 +1,134 @@
+// /proc readers and privilege dropping for the system tests.
+#include "support/process.hpp"
+
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace lockbox_test {
+namespace {
+
+bool ipc_lock_effective() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+  if (syscall(SYS_capget, &header, data) != 0) return true;  // assume the worst
+  return (data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32))) != 0;
+}
+
+// Calls visit(locked) for each VMA overlapping the range; returns false if a part of the
+// range is in no VMA.
+template <typename Visit>
+bool for_each_vma(const void* address, std::size_t length, Visit visit) {
+  auto first = reinterpret_cast<std::uintptr_t>(address) & ~std::uintptr_t{4095};
+  auto last = reinterpret_cast<std::uintptr_t>(address) + length;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::uintptr_t start = 0, end = 0, covered = first;
+  bool overlapping = false, gap = false;
+  while (std::getline(smaps, line)) {
+    unsigned long a = 0, b = 0;
+    char dash = 0;
+    std::istringstream header(line);
+    if (line.find("VmFlags:") == 0) {
+      if (overlapping) {
+        if (start > covered) gap = true;
+        if (end > covered) covered = end;
+        visit(line.find(" lo") != std::string::npos);
+      }
+      overlapping = false;
+    } else if ((header >> std::hex >> a >> dash >> b) && dash == '-') {
+      start = a;
+      end = b;
+      overlapping = start < last && end > first;
+    }
+  }
+  return !gap && covered >= last;
+}
+
+int g_saved_stderr = -1;
+std::FILE* g_capture = nullptr;
+
+}  // namespace
+
+long long vmlck_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmLck:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+  }
+  return -1;
+}
+
+std::size_t mapping_count() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::size_t count = 0;
+  while (std::getline(maps, line)) ++count;
+  return count;
+}
+
+bool kernel_says_locked(const void* address, std::size_t length) {
+  bool all_locked = true;
+  bool mapped = for_each_vma(address, length, [&](bool locked) { all_locked &= locked; });
+  return mapped && all_locked;
+}
+
+bool kernel_says_unlocked(const void* address, std::size_t length) {
+  bool any_locked = false;
+  for_each_vma(address, length, [&](bool locked) { any_locked |= locked; });
+  return !any_locked;
+}
+
+std::string become_unprivileged(std::size_t memlock_bytes) {
+  struct rlimit limit {memlock_bytes, memlock_bytes};
+  if (setrlimit(RLIMIT_MEMLOCK, &limit) != 0) {
+    return std::string("setrlimit(RLIMIT_MEMLOCK) failed: ") + std::strerror(errno);
+  }
+  if (geteuid() == 0) {
+    const gid_t nobody_group = 65534;
+    const uid_t nobody = 65534;
+    if (setgroups(0, nullptr) != 0 || setresgid(nobody_group, nobody_group, nobody_group) != 0 ||
+        setresuid(nobody, nobody, nobody) != 0) {
+      return std::string("cannot become nobody: ") + std::strerror(errno);
+    }
+    // Changing credentials clears "dumpable"; the tests read /proc/self and may dump core.
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  }
+  if (ipc_lock_effective()) return "CAP_IPC_LOCK is still effective";
+  struct rlimit now {};
+  getrlimit(RLIMIT_MEMLOCK, &now);
+  if (now.rlim_cur != memlock_bytes) return "RLIMIT_MEMLOCK did not take";
+  return "";
+}
+
+void start_capturing_stderr() {
+  std::fflush(stderr);
+  g_capture = std::tmpfile();
+  g_saved_stderr = dup(STDERR_FILENO);
+  dup2(fileno(g_capture), STDERR_FILENO);
+}
+
+std::string stop_capturing_stderr() {
+  std::fflush(stderr);
+  dup2(g_saved_stderr, STDERR_FILENO);
+  close(g_saved_stderr);
+  std::string text;
+  std::rewind(g_capture);
+  char buffer[512];
+  std::size_t got;
+  while ((got = std::fread(buffer, 1, sizeof buffer, g_capture)) > 0) text.append(buffer, got);
+  std::fclose(g_capture);
+  return text;
+}
+
+}  // namespace lockbox_test

@@ -1,0 +1,28 @@
+// Helpers the system tests share: the kernel's view of this process (/proc/self), and
+// becoming an ordinary user whose RLIMIT_MEMLOCK really binds.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace lockbox_test {
+
+// "VmLck:" of /proc/self/status, in bytes (-1 if unreadable).
+long long vmlck_bytes();
+// Number of lines in /proc/self/maps: one per mapping.
+std::size_t mapping_count();
+// True if every page of the range is in a VMA whose VmFlags say "lo" (/proc/self/smaps).
+bool kernel_says_locked(const void* address, std::size_t length);
+// True if no page of the range is in a locked VMA.
+bool kernel_says_unlocked(const void* address, std::size_t length);
+
+// Sets RLIMIT_MEMLOCK to `memlock_bytes` (soft and hard), and if root, becomes nobody
+// (uid/gid 65534) so that CAP_IPC_LOCK is gone. Returns an empty string, or why it failed;
+// it also fails if CAP_IPC_LOCK is still effective afterwards (a test would prove nothing).
+std::string become_unprivileged(std::size_t memlock_bytes);
+
+// Redirects stderr into a temporary file until stop_capturing_stderr() returns its text.
+void start_capturing_stderr();
+std::string stop_capturing_stderr();
+
+}  // namespace lockbox_test

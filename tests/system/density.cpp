@@ -1,0 +1,57 @@
+// The density promise: an ordinary user with the default 8 MiB RLIMIT_MEMLOCK keeps 150,000
+// live 32-byte keys, every one of them locked.
+#include <lockbox/lockbox.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "support/check.hpp"
+#include "support/process.hpp"
+
+int main() {
+  constexpr std::size_t kLimit = 8 * 1024 * 1024;
+  constexpr std::size_t kKeys = 150000;
+  std::string why = lockbox_test::become_unprivileged(kLimit);
+  CHECK_MESSAGE(why.empty(), "%s", why.c_str());
+  if (!why.empty()) return lockbox_test::finish();
+
+  std::vector<std::uint64_t*> keys(kKeys, nullptr);
+  std::size_t stored = 0;
+  for (; stored < kKeys; ++stored) {
+    auto* key = static_cast<std::uint64_t*>(lockbox_malloc(32));
+    if (key == nullptr) break;
+    for (std::uint64_t word = 0; word < 4; ++word) key[word] = stored * 4 + word;
+    keys[stored] = key;
+  }
+  CHECK_MESSAGE(stored == kKeys, "stopped at %zu keys: %s", stored, lockbox_last_error());
+
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  long long vmlck = lockbox_test::vmlck_bytes();
+  std::printf("%zu keys: locked %zu KiB, VmLck %lld KiB, %zu mappings\n", stored,
+              stats.locked_bytes / 1024, vmlck / 1024, lockbox_test::mapping_count());
+  CHECK(stats.unlocked_bytes == 0);
+  CHECK(stats.locked_bytes <= kLimit);
+  CHECK(vmlck == static_cast<long long>(stats.locked_bytes));
+  CHECK(stats.live_allocations == stored);
+  CHECK(stats.in_use_bytes == stored * 32);
+
+  std::size_t intact = 0;
+  for (std::size_t i = 0; i < stored; ++i) {
+    bool same = true;
+    for (std::uint64_t word = 0; word < 4; ++word) same &= keys[i][word] == i * 4 + word;
+    intact += same;
+  }
+  CHECK(intact == stored);
+  CHECK(lockbox_test::kernel_says_locked(keys[0], 32));
+  CHECK(lockbox_test::kernel_says_locked(keys[stored - 1], 32));
+
+  for (std::size_t i = 0; i < stored; ++i) lockbox_free(keys[i]);
+  lockbox_get_stats(&stats);
+  CHECK(stats.live_allocations == 0);
+  CHECK(lockbox_test::vmlck_bytes() == static_cast<long long>(stats.locked_bytes));
+  return lockbox_test::finish();
+}

@@ -1,0 +1,78 @@
+// A forked child never sees the parent's secrets (they are wiped), frees the pointers it
+// inherited without crashing, allocates new locked secrets, and its stats start from what it
+// really holds (mlock is not inherited).
+#include <lockbox/lockbox.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "support/check.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+enum ChildFailure {
+  kSawSmallSecret = 1 << 0,
+  kSawLargeSecret = 1 << 1,
+  kInheritedStats = 1 << 2,
+  kCannotAllocate = 1 << 3,
+  kNewSecretUnlocked = 1 << 4,
+  kStatsDisagreeWithKernel = 1 << 5,
+};
+
+bool all_zero(const unsigned char* bytes, std::size_t length) {
+  for (std::size_t i = 0; i < length; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t large_size) {
+  int failures = 0;
+  if (!all_zero(small_secret, 32)) failures |= kSawSmallSecret;
+  if (!all_zero(large_secret, large_size)) failures |= kSawLargeSecret;
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  if (stats.locked_bytes != 0 || stats.live_allocations != 0) failures |= kInheritedStats;
+  lockbox_free(small_secret);
+  lockbox_free(large_secret);
+  auto* fresh = static_cast<unsigned char*>(lockbox_malloc(64));
+  if (fresh == nullptr) return failures | kCannotAllocate;
+  std::memset(fresh, 0x77, 64);
+  if (!lockbox_test::kernel_says_locked(fresh, 64)) failures |= kNewSecretUnlocked;
+  lockbox_get_stats(&stats);
+  if (lockbox_test::vmlck_bytes() != static_cast<long long>(stats.locked_bytes) ||
+      stats.live_allocations != 1) {
+    failures |= kStatsDisagreeWithKernel;
+  }
+  lockbox_free(fresh);
+  return failures;
+}
+
+}  // namespace
+
+int main() {
+  constexpr std::size_t kLargeSize = 100000;
+  auto* small_secret = static_cast<unsigned char*>(lockbox_malloc(32));
+  auto* large_secret = static_cast<unsigned char*>(lockbox_malloc(kLargeSize));
+  CHECK(small_secret != nullptr && large_secret != nullptr);
+  std::memset(small_secret, 0xA5, 32);
+  std::memset(large_secret, 0x5A, kLargeSize);
+
+  pid_t pid = fork();
+  if (pid == 0) std::exit(child(small_secret, large_secret, kLargeSize));  // a normal exit
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK_MESSAGE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "child status 0x%x (exit code = bitmask of ChildFailure)", status);
+
+  // The parent's secrets are untouched by the child's frees.
+  CHECK(small_secret[0] == 0xA5 && small_secret[31] == 0xA5);
+  CHECK(large_secret[0] == 0x5A && large_secret[kLargeSize - 1] == 0x5A);
+  CHECK(lockbox_test::kernel_says_locked(small_secret, 32));
+  lockbox_free(small_secret);
+  lockbox_free(large_secret);
+  return lockbox_test::finish();
+}

@@ -1,0 +1,127 @@
+// RLIMIT_MEMLOCK as an ordinary user (CAP_IPC_LOCK gone, limit 64 KiB): STRICT fails cleanly
+// with the reason, the kernel's VmLck never passes the limit, freeing makes room again, and
+// BEST_EFFORT keeps going unlocked after one warning.
+// Usage: memlock_limit strict | env-best-effort
+#include <lockbox/lockbox.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "support/check.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+constexpr std::size_t kLimit = 64 * 1024;
+
+void check_kernel_agrees() {
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  long long vmlck = lockbox_test::vmlck_bytes();
+  CHECK_MESSAGE(vmlck >= 0 && static_cast<std::size_t>(vmlck) <= kLimit, "VmLck %lld", vmlck);
+  CHECK_MESSAGE(vmlck == static_cast<long long>(stats.locked_bytes),
+                "VmLck %lld, locked_bytes %zu", vmlck, stats.locked_bytes);
+}
+
+void strict_then_best_effort() {
+  CHECK(lockbox_get_policy() == LOCKBOX_POLICY_STRICT);
+  std::vector<unsigned char*> keys;
+  unsigned char* key = nullptr;
+  errno = 0;
+  while (keys.size() < 100000 && (key = static_cast<unsigned char*>(lockbox_malloc(32)))) {
+    std::memset(key, 0x42, 32);
+    keys.push_back(key);
+  }
+  CHECK(key == nullptr);
+  CHECK(errno == ENOMEM);
+  std::string reason = lockbox_last_error();
+  CHECK_MESSAGE(reason.find("RLIMIT_MEMLOCK is 65536 bytes") != std::string::npos, "'%s'",
+                reason.c_str());
+  CHECK_MESSAGE(reason.find("LOCKBOX_POLICY=best-effort") != std::string::npos, "'%s'",
+                reason.c_str());
+  // 64 KiB of 48-byte slots, minus what the process itself had locked: well over 1,000 keys.
+  CHECK_MESSAGE(keys.size() > 1000, "only %zu keys", keys.size());
+  check_kernel_agrees();
+
+  errno = 0;
+  CHECK(lockbox_malloc(100000) == nullptr);
+  CHECK(errno == ENOMEM);
+
+  // Freeing one key makes room for one more.
+  lockbox_free(keys.back());
+  keys.back() = static_cast<unsigned char*>(lockbox_malloc(32));
+  CHECK(keys.back() != nullptr);
+
+  // Freeing everything makes room for another size class: empty locked pages are given up.
+  for (unsigned char* k : keys) lockbox_free(k);
+  keys.clear();
+  void* other_class = lockbox_malloc(3000);
+  CHECK_MESSAGE(other_class != nullptr, "%s", lockbox_last_error());
+  CHECK(lockbox_test::kernel_says_locked(other_class, 3000));
+  lockbox_free(other_class);
+  check_kernel_agrees();
+
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  CHECK(stats.unlocked_bytes == 0);
+
+  // BEST_EFFORT: 160 KiB of secrets under a 64 KiB limit, all usable, one warning.
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) == 0);
+  lockbox_test::start_capturing_stderr();
+  for (int i = 0; i < 40; ++i) {
+    auto* block = static_cast<unsigned char*>(lockbox_malloc(4000));
+    if (block == nullptr) break;
+    std::memset(block, i, 4000);
+    keys.push_back(block);
+  }
+  std::string warnings = lockbox_test::stop_capturing_stderr();
+  CHECK(keys.size() == 40);
+  for (std::size_t i = 0; i < keys.size(); ++i) CHECK(keys[i][3999] == static_cast<int>(i));
+  lockbox_get_stats(&stats);
+  CHECK(stats.unlocked_bytes > 0);
+  CHECK(stats.locked_bytes <= kLimit);
+  check_kernel_agrees();
+  CHECK_MESSAGE(warnings.rfind("lockbox: warning: cannot lock more memory", 0) == 0 &&
+                    warnings.find('\n') == warnings.size() - 1,
+                "stderr: '%s'", warnings.c_str());
+  for (unsigned char* k : keys) lockbox_free(k);
+  lockbox_get_stats(&stats);
+  CHECK(stats.unlocked_bytes == 0);
+  CHECK(stats.live_allocations == 0);
+}
+
+void best_effort_from_environment() {
+  CHECK(lockbox_get_policy() == LOCKBOX_POLICY_BEST_EFFORT);
+  std::vector<void*> blocks;
+  lockbox_test::start_capturing_stderr();
+  for (int i = 0; i < 100; ++i) blocks.push_back(lockbox_malloc(2000));
+  lockbox_test::stop_capturing_stderr();
+  for (void* block : blocks) CHECK(block != nullptr);
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  CHECK(stats.unlocked_bytes > 0);
+  check_kernel_agrees();
+  for (void* block : blocks) lockbox_free(block);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string why = lockbox_test::become_unprivileged(kLimit);
+  CHECK_MESSAGE(why.empty(), "%s", why.c_str());
+  if (!why.empty()) return lockbox_test::finish();
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  CHECK(stats.memlock_limit == kLimit);
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "strict") {
+    strict_then_best_effort();
+  } else if (mode == "env-best-effort") {
+    best_effort_from_environment();
+  } else {
+    CHECK_MESSAGE(false, "unknown mode '%s'", mode.c_str());
+  }
+  return lockbox_test::finish();
+}

@@ -1,0 +1,302 @@
+// The C API through the process-wide heap: contracts for good and bad input, zeroing, stats
+// against the kernel's VmLck, and two threads at once.
+#include <doctest/doctest.h>
+#include <lockbox/lockbox.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "heap/heap.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+bool freed_memory_reads_zero(const void* pointer, std::size_t length) {
+  return lockbox::heap::Heap::instance().freed_range_reads_zero(pointer, length);
+}
+
+lockbox_stats stats_now() {
+  lockbox_stats stats;
+  lockbox_get_stats(&stats);
+  return stats;
+}
+
+}  // namespace
+
+TEST_CASE("malloc(0) gives unique pointers that free cleanly") {
+  void* a = lockbox_malloc(0);
+  void* b = lockbox_malloc(0);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  CHECK(a != b);
+  CHECK(lockbox_usable_size(a) == 0);
+  lockbox_free(a);
+  lockbox_free(b);
+  lockbox_free(nullptr);
+}
+
+TEST_CASE("every pointer is 16-byte aligned and usable_size is the requested size") {
+  std::vector<void*> blocks;
+  for (std::size_t size : {1u, 15u, 16u, 17u, 32u, 100u, 2040u, 2048u, 4096u, 8184u, 8185u,
+                           20000u, 1000000u}) {
+    void* block = lockbox_malloc(size);
+    REQUIRE(block != nullptr);
+    CAPTURE(size);
+    CHECK(reinterpret_cast<std::uintptr_t>(block) % 16 == 0);
+    CHECK(lockbox_usable_size(block) == size);
+    CHECK(lockbox_owns(block) == 1);
+    std::memset(block, 0xab, size);
+    blocks.push_back(block);
+  }
+  for (void* block : blocks) lockbox_free(block);
+}
+
+TEST_CASE("aligned_alloc honours every power-of-two alignment and rejects others") {
+  for (std::size_t alignment = 1; alignment <= (std::size_t{1} << 20); alignment *= 2) {
+    for (std::size_t size : {1u, 24u, 4096u, 70000u}) {
+      void* block = lockbox_aligned_alloc(alignment, size);
+      REQUIRE(block != nullptr);
+      CAPTURE(alignment);
+      CAPTURE(size);
+      CHECK(reinterpret_cast<std::uintptr_t>(block) % alignment == 0);
+      CHECK(lockbox_usable_size(block) == size);
+      std::memset(block, 1, size);
+      lockbox_free(block);
+    }
+  }
+  errno = 0;
+  CHECK(lockbox_aligned_alloc(24, 16) == nullptr);
+  CHECK(errno == EINVAL);
+  CHECK(std::string(lockbox_last_error()).find("not a power of two") != std::string::npos);
+  errno = 0;
+  CHECK(lockbox_aligned_alloc(0, 16) == nullptr);
+  CHECK(errno == EINVAL);
+}
+
+TEST_CASE("impossible sizes fail with ENOMEM and a reason, and change nothing") {
+  lockbox_stats before = stats_now();
+  // volatile: the compiler rejects literal impossible sizes at build time (alloc_size).
+  volatile std::size_t size_max = SIZE_MAX;
+  errno = 0;
+  CHECK(lockbox_malloc(size_max) == nullptr);
+  CHECK(errno == ENOMEM);
+  CHECK(std::string(lockbox_last_error()).find("lockbox_malloc") != std::string::npos);
+  errno = 0;
+  volatile std::size_t huge = SIZE_MAX / 2;
+  CHECK(lockbox_calloc(huge, 3) == nullptr);
+  CHECK(errno == ENOMEM);
+  CHECK(std::string(lockbox_last_error()).find("overflow") != std::string::npos);
+  errno = 0;
+  CHECK(lockbox_aligned_alloc(4096, size_max - 10) == nullptr);
+  CHECK(errno == ENOMEM);
+  void* kept = lockbox_malloc(10);
+  errno = 0;
+  CHECK(lockbox_realloc(kept, size_max) == nullptr);
+  CHECK(errno == ENOMEM);
+  CHECK(lockbox_usable_size(kept) == 10);  // the old block is untouched
+  lockbox_free(kept);
+  lockbox_stats after = stats_now();
+  CHECK(after.live_allocations == before.live_allocations);
+  CHECK(after.in_use_bytes == before.in_use_bytes);
+}
+
+TEST_CASE("calloc memory is zero, even in slots used before") {
+  for (int round = 0; round < 3; ++round) {
+    auto* block = static_cast<unsigned char*>(lockbox_calloc(100, 7));
+    REQUIRE(block != nullptr);
+    for (int i = 0; i < 700; ++i) REQUIRE(block[i] == 0);
+    std::memset(block, 0xff, 700);
+    lockbox_free(block);
+  }
+}
+
+TEST_CASE("freed memory reads back as zero") {
+  auto* left = static_cast<unsigned char*>(lockbox_malloc(64));
+  auto* secret = static_cast<unsigned char*>(lockbox_malloc(64));
+  auto* right = static_cast<unsigned char*>(lockbox_malloc(64));
+  std::memset(secret, 0x5c, 64);
+  lockbox_free(secret);
+  CHECK(freed_memory_reads_zero(secret, 64 + 16));  // the canary is wiped too
+  CHECK(left[0] == 0);  // neighbours untouched (and they were zero when handed out)
+  lockbox_free(left);
+  lockbox_free(right);
+}
+
+TEST_CASE("realloc keeps the contents and zeroes the old block") {
+  auto* block = static_cast<unsigned char*>(lockbox_malloc(20));
+  for (int i = 0; i < 20; ++i) block[i] = static_cast<unsigned char>(i + 1);
+  auto* grown = static_cast<unsigned char*>(lockbox_realloc(block, 5000));
+  REQUIRE(grown != nullptr);
+  CHECK(freed_memory_reads_zero(block, 20));
+  for (int i = 0; i < 20; ++i) CHECK(grown[i] == i + 1);
+  CHECK(lockbox_usable_size(grown) == 5000);
+  auto* large = static_cast<unsigned char*>(lockbox_realloc(grown, 300000));
+  REQUIRE(large != nullptr);
+  CHECK(large[19] == 20);
+  auto* shrunk = static_cast<unsigned char*>(lockbox_realloc(large, 3));
+  REQUIRE(shrunk != nullptr);
+  CHECK(shrunk[0] == 1);
+  CHECK(shrunk[2] == 3);
+  void* minimal = lockbox_realloc(shrunk, 0);
+  REQUIRE(minimal != nullptr);
+  CHECK(lockbox_usable_size(minimal) == 0);
+  lockbox_free(minimal);
+  void* fresh = lockbox_realloc(nullptr, 40);
+  CHECK(lockbox_usable_size(fresh) == 40);
+  lockbox_free(fresh);
+}
+
+TEST_CASE("strdup and strndup copy into lockbox memory; NULL is EINVAL") {
+  char* copy = lockbox_strdup("hunter2");
+  REQUIRE(copy != nullptr);
+  CHECK(std::string(copy) == "hunter2");
+  CHECK(lockbox_owns(copy) == 1);
+  char* prefix = lockbox_strndup("hunter2", 4);
+  CHECK(std::string(prefix) == "hunt");
+  lockbox_free(copy);
+  lockbox_free(prefix);
+  errno = 0;
+  CHECK(lockbox_strdup(nullptr) == nullptr);
+  CHECK(errno == EINVAL);
+  errno = 0;
+  CHECK(lockbox_strndup(nullptr, 3) == nullptr);
+  CHECK(errno == EINVAL);
+}
+
+TEST_CASE("owns is 1 only for live lockbox pointers") {
+  int on_stack = 0;
+  void* ordinary = std::malloc(32);
+  auto* mine = static_cast<char*>(lockbox_malloc(32));
+  void* large = lockbox_malloc(100000);
+  CHECK(lockbox_owns(mine) == 1);
+  CHECK(lockbox_owns(large) == 1);
+  CHECK(lockbox_owns(mine + 16) == 0);
+  CHECK(lockbox_owns(&on_stack) == 0);
+  CHECK(lockbox_owns(ordinary) == 0);
+  CHECK(lockbox_owns(nullptr) == 0);
+  lockbox_free(mine);
+  lockbox_free(large);
+  CHECK(lockbox_owns(mine) == 0);
+  CHECK(lockbox_owns(large) == 0);
+  std::free(ordinary);
+}
+
+TEST_CASE("policy: set, read back, and reject unknown values") {
+  CHECK(lockbox_get_policy() == LOCKBOX_POLICY_STRICT);
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) == 0);
+  CHECK(lockbox_get_policy() == LOCKBOX_POLICY_BEST_EFFORT);
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_STRICT) == 0);
+  errno = 0;
+  CHECK(lockbox_set_policy(static_cast<lockbox_policy>(7)) == -1);
+  CHECK(errno == EINVAL);
+  CHECK(lockbox_get_policy() == LOCKBOX_POLICY_STRICT);
+}
+
+TEST_CASE("stats count live allocations and requested bytes exactly") {
+  lockbox_stats before = stats_now();
+  void* a = lockbox_malloc(10);
+  void* b = lockbox_malloc(3000);
+  void* c = lockbox_malloc(50000);
+  lockbox_stats during = stats_now();
+  CHECK(during.live_allocations == before.live_allocations + 3);
+  CHECK(during.in_use_bytes == before.in_use_bytes + 53010);
+  CHECK(during.reserved_bytes >= before.reserved_bytes + (50000 + 2 * 4096));
+  lockbox_free(a);
+  lockbox_free(b);
+  lockbox_free(c);
+  lockbox_stats after = stats_now();
+  CHECK(after.live_allocations == before.live_allocations);
+  CHECK(after.in_use_bytes == before.in_use_bytes);
+}
+
+TEST_CASE("locked_bytes is exactly what lockbox adds to the kernel's VmLck") {
+  // Nothing else in this test process locks memory, so the two must agree at every step.
+  auto agree = [] {
+    return lockbox_test::vmlck_bytes() == static_cast<long long>(stats_now().locked_bytes);
+  };
+  CHECK(agree());
+  std::vector<void*> blocks;
+  std::mt19937 random(7);
+  for (int i = 0; i < 3000; ++i) {
+    blocks.push_back(lockbox_malloc(std::uniform_int_distribution<std::size_t>(1, 9000)(random)));
+    if (i % 500 == 0) CHECK(agree());
+  }
+  blocks.push_back(lockbox_malloc(3 << 20));
+  CHECK(agree());
+  CHECK(stats_now().locked_bytes >= (3u << 20));
+  for (std::size_t i = 0; i < blocks.size(); i += 2) lockbox_free(blocks[i]);
+  CHECK(agree());
+  for (std::size_t i = 1; i < blocks.size(); i += 2) lockbox_free(blocks[i]);
+  CHECK(agree());
+  CHECK(stats_now().peak_locked_bytes >= (3u << 20));
+}
+
+TEST_CASE("lockbox memory is locked in the kernel's own view") {
+  void* small = lockbox_malloc(100);
+  void* large = lockbox_malloc(200000);
+  CHECK(lockbox_test::kernel_says_locked(small, 100));
+  CHECK(lockbox_test::kernel_says_locked(large, 200000));
+  lockbox_free(small);
+  lockbox_free(large);
+}
+
+TEST_CASE("two threads hammering mixed sizes keep every byte they wrote") {
+  auto hammer = [](unsigned seed, std::size_t* errors) {
+    std::mt19937 random(seed);
+    std::vector<std::pair<unsigned char*, std::size_t>> live;
+    for (int step = 0; step < 60000; ++step) {
+      bool allocate = live.size() < 200 && (live.empty() || random() % 3 != 0);
+      if (allocate) {
+        // Log-uniform 16 B .. 16 KiB, so both the small and the large heap work.
+        std::size_t size = std::size_t{1} << (4 + random() % 11);
+        size += random() % size;
+        auto* block = static_cast<unsigned char*>(lockbox_malloc(size));
+        if (block == nullptr) {
+          ++*errors;
+          continue;
+        }
+        std::memset(block, static_cast<int>(seed + size), size);
+        live.emplace_back(block, size);
+      } else {
+        std::size_t victim = random() % live.size();
+        auto [block, size] = live[victim];
+        for (std::size_t i = 0; i < size; ++i) {
+          if (block[i] != static_cast<unsigned char>(seed + size)) {
+            ++*errors;
+            break;
+          }
+        }
+        lockbox_free(block);
+        live[victim] = live.back();
+        live.pop_back();
+      }
+    }
+    for (auto [block, size] : live) lockbox_free(block);
+  };
+  std::size_t errors_a = 0, errors_b = 0;
+  lockbox_stats before = stats_now();
+  std::thread a(hammer, 1u, &errors_a);
+  std::thread b(hammer, 2u, &errors_b);
+  a.join();
+  b.join();
+  CHECK(errors_a == 0);
+  CHECK(errors_b == 0);
+  CHECK(stats_now().live_allocations == before.live_allocations);
+}
+
+TEST_CASE("the options are documented from the list lockbox reads") {
+  char buffer[512];
+  std::size_t needed = lockbox_describe_options(buffer, sizeof buffer);
+  CHECK(needed < sizeof buffer);
+  CHECK(std::string(buffer).find("LOCKBOX_POLICY=strict | best-effort") != std::string::npos);
+  char tiny[8];
+  CHECK(lockbox_describe_options(tiny, sizeof tiny) == needed);
+  CHECK(std::strlen(tiny) == 7);
+}
