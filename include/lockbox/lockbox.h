@@ -62,6 +62,29 @@ LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strdup(const char* s)
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strndup(const char* s, size_t n);
 
 /* ------------------------------------------------------------------------------------------
+ * Locking memory lockbox did not allocate
+ * Locks nest per page: mlock and MADV_DONTDUMP on a page's first lock, munlock and
+ * MADV_DODUMP on its last unlock, so two secrets on one page stay locked until both are
+ * unlocked. Pages the kernel already has locked (the application's mlock or mlockall) are
+ * counted but never unlocked by lockbox. Locks share the RLIMIT_MEMLOCK budget and the policy
+ * with allocations. 0 on success, or -1 with errno and lockbox_last_error():
+ *   EINVAL  the range wraps the address space; for unlock: a page was never locked with
+ *           lockbox_lock (nothing is changed)
+ *   ENOMEM  part of the range is not mapped, or (STRICT) the budget is exhausted
+ *   EACCES  part of the range is PROT_NONE (nothing is left half-locked)
+ * len 0 is a no-op. A forked child inherits none of these locks.
+ * ------------------------------------------------------------------------------------------ */
+
+LOCKBOX_API int lockbox_lock(const void* addr, size_t len);
+LOCKBOX_API int lockbox_unlock(const void* addr, size_t len);
+/* Zeroes [addr, addr+len) while still locked, then unlocks: for a passphrase on the stack. */
+LOCKBOX_API int lockbox_unlock_and_zero(void* addr, size_t len);
+/* Tells lockbox that the application has called (1) or undone (0) mlockall(): while set,
+ * lockbox never munlocks anything, so it cannot undo the application's own lock. lockbox also
+ * sets it by itself when it sees mlockall(MCL_FUTURE) lock a fresh mapping. Returns 0. */
+LOCKBOX_API int lockbox_set_mlockall(int active);
+
+/* ------------------------------------------------------------------------------------------
  * Policy, errors and statistics
  * ------------------------------------------------------------------------------------------ */
 
@@ -88,6 +111,7 @@ typedef struct lockbox_stats {
   size_t reserved_bytes;    /* address space reserved, guards included */
   size_t peak_locked_bytes; /* the most locked_bytes has been */
   size_t memlock_limit;     /* RLIMIT_MEMLOCK soft limit; SIZE_MAX if unlimited or CAP_IPC_LOCK */
+  size_t caller_locked_bytes; /* pages held by lockbox_lock(), each page counted once */
 } lockbox_stats;
 
 /* Fills *out (no-op for NULL). A forked child's stats cover only what it allocated itself. */

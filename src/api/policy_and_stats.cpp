@@ -37,6 +37,7 @@ void lockbox_get_stats(lockbox_stats* out) {
   out->reserved_bytes = stats.reserved_bytes;
   out->peak_locked_bytes = stats.peak_locked_bytes;
   out->memlock_limit = stats.memlock_limit;
+  out->caller_locked_bytes = stats.caller_locked_bytes;
 }
 
 size_t lockbox_describe_options(char* buffer, size_t capacity) {

@@ -33,6 +33,14 @@ class Budget {
   Policy policy() const { return policy_.load(std::memory_order_relaxed); }
   void set_policy(Policy policy) { policy_.store(policy, std::memory_order_relaxed); }
 
+  // The application locks everything itself (mlockall): lockbox must never munlock, or it
+  // would undo the application's lock. Set by lockbox_set_mlockall() or detected when a fresh
+  // reservation comes back already locked (MCL_FUTURE).
+  bool application_locks_all() const { return application_locks_all_.load(std::memory_order_relaxed); }
+  void set_application_locks_all(bool yes) {
+    application_locks_all_.store(yes, std::memory_order_relaxed);
+  }
+
   // True exactly once per process: the caller then prints the best-effort warning.
   bool first_unlocked_fallback() { return !warned_.exchange(true, std::memory_order_relaxed); }
 
@@ -47,6 +55,7 @@ class Budget {
   std::atomic<std::size_t> kernel_limit_seen_{0};
   std::atomic<Policy> policy_{Policy::kStrict};
   std::atomic<bool> warned_{false};
+  std::atomic<bool> application_locks_all_{false};
 };
 
 }  // namespace lockbox::budget

@@ -23,12 +23,6 @@ alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
 Heap* g_heap = nullptr;
 thread_local std::uint32_t t_shard_index = UINT32_MAX;
 
-struct ReclaimContext {
-  small::Shard* shards;
-  std::size_t held;  // the shard whose lock the caller holds, or kShards for none
-  budget::Budget* budget;
-};
-
 }  // namespace
 
 Heap& Heap::instance() {
@@ -113,7 +107,12 @@ void Heap::free(void* pointer) {
     }
     return;
   }
-  if (!large_.free(pointer, budget_)) report::fatal_invalid_pointer(pointer);
+  std::uintptr_t mapping = 0;
+  std::size_t mapping_bytes = 0;
+  if (!large_.free(pointer, budget_, &mapping, &mapping_bytes)) {
+    report::fatal_invalid_pointer(pointer);
+  }
+  forget_caller_locks(mapping, mapping_bytes);
 }
 
 std::size_t Heap::usable_size(const void* pointer) {
@@ -170,10 +169,12 @@ Stats Heap::stats() {
   stats.reserved_bytes = small_stats.reserved_bytes + large_stats.reserved_bytes;
   stats.peak_locked_bytes = budget_.peak_locked_bytes();
   stats.memlock_limit = budget_.limit();
+  stats.caller_locked_bytes = caller_locked_pages_.load(std::memory_order_relaxed) * os::kPageSize;
   return stats;
 }
 
 void Heap::before_fork() {
+  g_heap->caller_locks_lock_.lock();
   for (auto& shard : g_heap->shards_) shard.lock().lock();
   g_heap->large_.lock_for_fork();
 }
@@ -181,6 +182,7 @@ void Heap::before_fork() {
 void Heap::after_fork_in_parent() {
   g_heap->large_.unlock_after_fork();
   for (auto& shard : g_heap->shards_) shard.lock().unlock();
+  g_heap->caller_locks_lock_.unlock();
 }
 
 void Heap::after_fork_in_child() {
@@ -188,6 +190,10 @@ void Heap::after_fork_in_child() {
   heap.generation_.fetch_add(1, std::memory_order_relaxed);
   for (auto& shard : heap.shards_) shard.forget_arenas_after_fork();
   heap.large_.mark_inherited_after_fork();
+  // Locks are not inherited: the child has none of the parent's caller locks either.
+  heap.caller_locks_.clear();
+  heap.caller_locked_pages_.store(0, std::memory_order_relaxed);
+  heap.caller_locks_lock_.reset_after_fork();
   heap.budget_.reset_after_fork();
   heap.budget_.refresh_limit();
 }

@@ -1,6 +1,7 @@
 // The front door: lazy thread-safe start-up, the choice between small and large, the shard a
-// thread uses, fork handling, and the lock order (a shard's lock, then the large heap's, then the
-// arena registry's; stats and fork take every shard's lock in index order).
+// thread uses, fork handling, and the lock order (the caller-lock table's lock, then a shard's,
+// then the large heap's, then the arena registry's; stats and fork take every shard's lock in
+// index order).
 #pragma once
 
 #include <atomic>
@@ -9,6 +10,7 @@
 
 #include "budget/budget.hpp"
 #include "large/large_heap.hpp"
+#include "pages/page_lock_table.hpp"
 #include "small/arena_registry.hpp"
 #include "small/shard.hpp"
 
@@ -22,6 +24,7 @@ struct Stats {
   std::size_t reserved_bytes;
   std::size_t peak_locked_bytes;
   std::size_t memlock_limit;
+  std::size_t caller_locked_bytes;
 };
 
 class Heap {
@@ -42,13 +45,26 @@ class Heap {
   bool freed_range_reads_zero(const void* pointer, std::size_t length);
   budget::Budget& budget() { return budget_; }
 
+  // lockbox_lock / lockbox_unlock (caller_locks.cpp): 0 or an errno value, last_error set.
+  int lock_range(const void* address, std::size_t length);
+  int unlock_range(void* address, std::size_t length, bool zero);
+
  private:
   Heap();
   small::Shard& my_shard(std::uint32_t* index);
   bool is_inherited(const small::Arena& arena) const {
     return arena.generation != generation_.load(std::memory_order_relaxed);
   }
+  struct ReclaimContext {
+    small::Shard* shards;
+    std::size_t held;  // the shard whose lock the caller holds, or kShards for none
+    budget::Budget* budget;
+  };
   static bool reclaim_from_shards(void* context);
+
+  int hold_arena_page(small::Arena& arena, std::uintptr_t page);
+  void release_arena_page(small::Arena& arena, std::uintptr_t page);
+  void forget_caller_locks(std::uintptr_t start, std::size_t bytes);
 
   static void before_fork();
   static void after_fork_in_parent();
@@ -58,6 +74,9 @@ class Heap {
   small::ArenaRegistry registry_;
   small::Shard shards_[kShards];
   large::LargeHeap large_;
+  SpinLock caller_locks_lock_;  // taken before any shard's lock
+  pages::PageLockTable caller_locks_;
+  std::atomic<std::size_t> caller_locked_pages_{0};
   std::atomic<std::uint64_t> generation_{1};
   std::atomic<std::uint32_t> next_shard_{0};
 };

@@ -81,7 +81,8 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   return pointer;
 }
 
-bool LargeHeap::free(void* pointer, budget::Budget& budget) {
+bool LargeHeap::free(void* pointer, budget::Budget& budget, std::uintptr_t* mapping,
+                     std::size_t* mapping_size) {
   Block block;
   {
     SpinLockGuard guard(lock_);
@@ -112,6 +113,8 @@ bool LargeHeap::free(void* pointer, budget::Budget& budget) {
   if (os::unmap(block.mapping, mapping_bytes(block)) != 0) {
     report::fatal_os_failure("munmap", block.mapping);
   }
+  *mapping = reinterpret_cast<std::uintptr_t>(block.mapping);
+  *mapping_size = mapping_bytes(block);
   return true;
 }
 
@@ -121,6 +124,18 @@ bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {
   if (found == blocks_.end()) return false;
   *size = found->second.size;
   return true;
+}
+
+bool LargeHeap::contains_data_page(std::uintptr_t page) {
+  SpinLockGuard guard(lock_);
+  auto inside = [&](const Block& block) {
+    auto data = reinterpret_cast<std::uintptr_t>(block.mapping) + kPage;
+    return page >= data && page < data + block.data_pages * kPage;
+  };
+  // Blocks are keyed by their pointer, which may sit anywhere in the block's first data page.
+  auto after = blocks_.upper_bound(page);
+  if (after != blocks_.end() && inside(after->second)) return true;
+  return after != blocks_.begin() && inside(std::prev(after)->second);
 }
 
 void LargeHeap::add_stats(LargeStats& stats) {

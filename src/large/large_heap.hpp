@@ -6,7 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
+#include <map>
 
 #include "budget/budget.hpp"
 #include "pages/page_commit.hpp"
@@ -26,8 +26,12 @@ class LargeHeap {
   void* allocate(std::size_t size, std::size_t alignment, budget::Budget& budget,
                  pages::Reclaimer reclaimer);
   // False if `pointer` is not a live large block (the caller decides what that means).
-  bool free(void* pointer, budget::Budget& budget);
+  // On success *mapping / *mapping_bytes say which address range is gone.
+  bool free(void* pointer, budget::Budget& budget, std::uintptr_t* mapping,
+            std::size_t* mapping_bytes);
   bool usable_size(const void* pointer, std::size_t* size);
+  // Is `page` one of the data pages of a live block (guard pages are not)?
+  bool contains_data_page(std::uintptr_t page);
   void add_stats(LargeStats& stats);
 
   void lock_for_fork() { lock_.lock(); }
@@ -46,7 +50,8 @@ class LargeHeap {
   std::size_t mapping_bytes(const Block& block) const;
 
   SpinLock lock_;
-  std::unordered_map<std::uintptr_t, Block> blocks_;  // keyed by the pointer handed out
+  // Keyed by the pointer handed out; ordered, so that a page can be traced to its block.
+  std::map<std::uintptr_t, Block> blocks_;
   LargeStats stats_;
 };
 

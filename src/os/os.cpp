@@ -49,15 +49,39 @@ int reserve(std::size_t bytes, void** out) {
 
 int reserve_aligned(std::size_t bytes, std::size_t alignment, void** out) {
   void* raw = nullptr;
-  if (int err = reserve(bytes + alignment, &raw)) return err;
+  int err = reserve(bytes + alignment, &raw);
+  if (err == 0) {
+    auto start = reinterpret_cast<std::uintptr_t>(raw);
+    std::uintptr_t aligned = (start + alignment - 1) & ~(std::uintptr_t{alignment} - 1);
+    std::size_t head = aligned - start;
+    std::size_t tail = alignment - head;
+    if (head != 0) ::munmap(raw, head);
+    if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+    *out = reinterpret_cast<void*>(aligned);
+    return 0;
+  }
+  // Under mlockall(MCL_FUTURE) every mapping is locked (and charged) at mmap time, so the
+  // over-reservation can fail with EAGAIN where the exact size fits: ask for exactly `bytes`
+  // at aligned addresses instead.
+  if (reserve(bytes, &raw) != 0) return err;
   auto start = reinterpret_cast<std::uintptr_t>(raw);
-  std::uintptr_t aligned = (start + alignment - 1) & ~(static_cast<std::uintptr_t>(alignment) - 1);
-  std::size_t head = aligned - start;
-  std::size_t tail = alignment - head;
-  if (head != 0) ::munmap(raw, head);
-  if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-  *out = reinterpret_cast<void*>(aligned);
-  return 0;
+  if ((start & (alignment - 1)) == 0) {
+    *out = raw;
+    return 0;
+  }
+  ::munmap(raw, bytes);
+  std::uintptr_t hint = (start + alignment - 1) & ~(std::uintptr_t{alignment} - 1);
+  for (int attempt = 0; attempt < 16; ++attempt, hint += alignment) {
+    void* p = ::mmap(reinterpret_cast<void*>(hint), bytes, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED) continue;
+    if (p == reinterpret_cast<void*>(hint)) {
+      *out = p;
+      return 0;
+    }
+    ::munmap(p, bytes);  // an old kernel that treats the flag as a mere hint
+  }
+  return err;
 }
 
 int map_metadata(std::size_t bytes, void** out) {
@@ -131,52 +155,54 @@ long long status_field_bytes(const char* name) {
   return -1;
 }
 
-int range_is_locked_by_kernel(const void* addr, std::size_t bytes) {
-  // smaps is read in chunks: it can be large, and lockbox must not allocate to read it.
-  auto first = reinterpret_cast<std::uintptr_t>(addr) & ~(kPageSize - 1);
-  auto last = reinterpret_cast<std::uintptr_t>(addr) + bytes;
+int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* info) {
+  // smaps is read in chunks: it can be large, and this must not allocate.
+  auto first = reinterpret_cast<std::uintptr_t>(page_aligned_start);
+  std::uintptr_t last = first + count * kPageSize;
+  for (std::size_t i = 0; i < count; ++i) info[i] = PageInfo{};
   int fd = ::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) return errno;
   char chunk[4096];
   char line[512];
   std::size_t line_length = 0;
   std::uintptr_t vma_start = 0, vma_end = 0;
-  std::uintptr_t covered_until = first;  // every byte below this is in a locked VMA
-  bool overlapping = false;
-  int verdict = -1;
+  bool overlapping = false, accessible = false;
   for (;;) {
     ssize_t got = ::read(fd, chunk, sizeof chunk);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;
     for (ssize_t i = 0; i < got; ++i) {
-      char c = chunk[i];
-      if (c != '\n') {
-        if (line_length + 1 < sizeof line) line[line_length++] = c;
+      if (chunk[i] != '\n') {
+        if (line_length + 1 < sizeof line) line[line_length++] = chunk[i];
         continue;
       }
       line[line_length] = '\0';
       line_length = 0;
       unsigned long start = 0, end = 0;
-      if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2 && std::strchr(line, '-') != nullptr &&
-          line[0] != 'V') {
+      char perms[5] = {};
+      if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) == 3) {
         vma_start = start;
         vma_end = end;
         overlapping = vma_start < last && vma_end > first;
+        accessible = std::strncmp(perms, "---", 3) != 0;
       } else if (overlapping && std::strncmp(line, "VmFlags:", 8) == 0) {
         bool locked = std::strstr(line, " lo") != nullptr;
-        if (!locked || vma_start > covered_until) {
-          verdict = 0;
-        } else if (vma_end > covered_until) {
-          covered_until = vma_end;
+        bool dont_dump = std::strstr(line, " dd") != nullptr;
+        std::uintptr_t from = vma_start > first ? vma_start : first;
+        std::uintptr_t to = vma_end < last ? vma_end : last;
+        for (std::uintptr_t page = from; page < to; page += kPageSize) {
+          PageInfo& entry = info[(page - first) / kPageSize];
+          entry.mapped = true;
+          entry.accessible = accessible;
+          entry.locked = locked;
+          entry.dont_dump = dont_dump;
         }
         overlapping = false;
       }
     }
-    if (verdict == 0) break;
   }
   ::close(fd);
-  if (verdict == 0) return 0;
-  return covered_until >= last ? 1 : 0;
+  return 0;
 }
 
 const char* secure_environment(const char* name) { return ::secure_getenv(name); }

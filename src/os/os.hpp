@@ -42,9 +42,15 @@ bool has_ipc_lock_capability();
 // A "Name:   123 kB" field of /proc/self/status, in bytes; -1 if missing.
 long long status_field_bytes(const char* name);
 
-// Is every page of [addr, addr+bytes) in a VMA whose VmFlags include "lo" (/proc/self/smaps)?
-// -1 on error, else 1 or 0.
-int range_is_locked_by_kernel(const void* addr, std::size_t bytes);
+// What the kernel says about a page (from /proc/self/smaps).
+struct PageInfo {
+  bool mapped = false;
+  bool accessible = false;  // not PROT_NONE
+  bool locked = false;      // VmFlags "lo": mlock, mlockall or MAP_LOCKED
+  bool dont_dump = false;   // VmFlags "dd"
+};
+// Fills info[i] for the page at page_aligned_start + i * kPageSize, i < count.
+int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* info);
 
 // Environment lookup that ignores the variable in setuid/setgid programs.
 const char* secure_environment(const char* name);

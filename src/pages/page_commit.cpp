@@ -24,6 +24,8 @@ void warn_unlocked_once(budget::Budget& budget) {
   if (length > 0) os::write_stderr(line, static_cast<std::size_t>(length));
 }
 
+}  // namespace
+
 bool charge(budget::Budget& budget, std::size_t bytes, Reclaimer reclaimer) {
   if (budget.try_charge_locked(bytes)) return true;
   // Empty pages kept locked for reuse are the first thing to give up.
@@ -35,7 +37,23 @@ bool charge(budget::Budget& budget, std::size_t bytes, Reclaimer reclaimer) {
   return budget.try_charge_locked(bytes);
 }
 
-}  // namespace
+void explain_over_budget(budget::Budget& budget, std::size_t bytes) {
+  set_last_error("cannot lock %zu more bytes: RLIMIT_MEMLOCK is %zu bytes and lockbox already "
+                 "holds %zu bytes locked; free secrets, raise the limit (ulimit -l, prlimit "
+                 "--memlock, LimitMEMLOCK= in systemd), or set LOCKBOX_POLICY=best-effort",
+                 bytes, budget.limit(), budget.locked_bytes());
+}
+
+void explain_lock_refused(budget::Budget& budget, std::size_t bytes, int error) {
+  set_last_error("cannot lock %zu bytes: mlock failed (%s); memory the application locks "
+                 "itself counts against the same RLIMIT_MEMLOCK (%zu bytes)",
+                 bytes, std::strerror(error), budget.limit());
+}
+
+void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes) {
+  budget.add_unlocked(bytes);
+  warn_unlocked_once(budget);
+}
 
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
   if (int err = os::protect_read_write(addr, bytes)) {
@@ -49,32 +67,48 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
     lock_error = os::lock(addr, bytes);
     if (lock_error == 0) return CommitResult::kLocked;
     budget.release_locked(bytes);
-    set_last_error("cannot lock %zu bytes: mlock failed (%s); memory the application locks "
-                   "itself counts against the same RLIMIT_MEMLOCK (%zu bytes)",
-                   bytes, std::strerror(lock_error), budget.limit());
+    explain_lock_refused(budget, bytes, lock_error);
   } else {
-    set_last_error("cannot lock %zu more bytes: RLIMIT_MEMLOCK is %zu bytes and lockbox already "
-                   "holds %zu bytes locked; free secrets, raise the limit (ulimit -l, prlimit "
-                   "--memlock, LimitMEMLOCK= in systemd), or set LOCKBOX_POLICY=best-effort",
-                   bytes, budget.limit(), budget.locked_bytes());
+    explain_over_budget(budget, bytes);
   }
   if (budget.policy() == budget::Policy::kBestEffort) {
-    budget.add_unlocked(bytes);
-    warn_unlocked_once(budget);
+    note_unlocked_fallback(budget, bytes);
     return CommitResult::kUnlocked;
   }
   if (os::protect_none(addr, bytes) != 0) report::fatal_os_failure("mprotect", addr);
   return CommitResult::kFailed;
 }
 
+bool application_locks_everything(budget::Budget& budget) {
+  if (budget.application_locks_all()) return true;
+  // Cheap test first: if the process holds no locks but lockbox's, nobody else locks anything.
+  long long process_locked = os::status_field_bytes("VmLck");
+  if (process_locked < 0 || static_cast<std::size_t>(process_locked) <= budget.locked_bytes()) {
+    return false;
+  }
+  // Someone else locks memory. Under mlockall(MCL_FUTURE) a fresh mapping comes back locked.
+  void* probe = nullptr;
+  if (os::reserve(os::kPageSize, &probe) != 0) return false;
+  os::PageInfo info;
+  bool future_locked = os::describe_pages(probe, 1, &info) == 0 && info.locked;
+  os::unmap(probe, os::kPageSize);
+  if (future_locked) budget.set_application_locks_all(true);
+  return future_locked;
+}
+
 void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked) {
+  bool keep_application_lock = locked && application_locks_everything(budget);
   if (locked) {
-    if (os::unlock(addr, bytes) != 0) report::fatal_os_failure("munlock", addr);
+    if (!keep_application_lock && os::unlock(addr, bytes) != 0) {
+      report::fatal_os_failure("munlock", addr);
+    }
     budget.release_locked(bytes);
   } else {
     budget.release_unlocked(bytes);
   }
-  if (os::advise_discard(addr, bytes) != 0) report::fatal_os_failure("madvise", addr);
+  // The contents are already zero: discarding only gives the memory back, so a refusal (the
+  // kernel refuses MADV_DONTNEED on pages someone else locked) costs memory, not secrecy.
+  if (!keep_application_lock) os::advise_discard(addr, bytes);
   if (os::protect_none(addr, bytes) != 0) report::fatal_os_failure("mprotect", addr);
 }
 

@@ -17,12 +17,26 @@ struct Reclaimer {
   void* context;
 };
 
+// Charges `bytes` of locked memory, reclaiming and re-reading the limit if needed.
+bool charge(budget::Budget& budget, std::size_t bytes, Reclaimer reclaimer);
+// The readable reasons (last_error) for the two ways locking fails.
+void explain_over_budget(budget::Budget& budget, std::size_t bytes);
+void explain_lock_refused(budget::Budget& budget, std::size_t bytes, int error);
+// BEST_EFFORT: counts `bytes` as unlocked and warns on stderr the first time.
+void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes);
+
 // Makes [addr, addr+bytes) read-write and locks it. Over budget: asks `reclaimer` for room,
 // then applies the policy: kFailed (STRICT; the range is PROT_NONE again and the reason is in
 // last_error) or kUnlocked (BEST_EFFORT; counted in unlocked bytes, warned once).
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer);
 
-// Returns committed pages to the reserved state; their contents must already be zero.
+// Has the application locked everything (mlockall with MCL_FUTURE, or lockbox_set_mlockall)?
+// Then a munlock of lockbox's would undo the application's own lock. Probes the kernel only
+// when the process holds locks that are not lockbox's, and remembers a positive answer.
+bool application_locks_everything(budget::Budget& budget);
+
+// Returns committed pages to the reserved state; their contents must already be zero. Never
+// munlocks when the application locks everything.
 void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked);
 
 }  // namespace lockbox::pages

@@ -37,6 +37,9 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index) {
   arena->generation = generation;
   arena->shard_index = shard_index;
   arena->unowned_pages = kEndDataPage - kFirstDataPage;
+  os::PageInfo first_page;
+  arena->locked_by_application =
+      os::describe_pages(memory, 1, &first_page) == 0 && first_page.locked;
   for (std::size_t page = 0; page < kArenaPages; ++page) {
     arena->page_refcount[page] = 0;
     arena->page_state[page] = PageState::kReserved;

@@ -45,6 +45,8 @@ struct Arena {
   std::uint64_t generation = 0;   // process generation (bumped in a forked child)
   std::uint32_t shard_index = 0;
   std::uint32_t unowned_pages = 0;  // data pages no run owns
+  // The reservation came back locked: the application called mlockall(MCL_FUTURE).
+  bool locked_by_application = false;
   // Live objects overlapping each page, plus nested locks taken by lockbox_lock().
   std::uint16_t page_refcount[kArenaPages];
   PageState page_state[kArenaPages];

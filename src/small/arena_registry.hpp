@@ -13,7 +13,7 @@ namespace lockbox::small {
 
 class ArenaRegistry {
  public:
-  static constexpr std::size_t kCapacity = std::size_t{1} << 16;
+  static constexpr std::size_t kCapacity = std::size_t{1} << 14;  // 256 KiB of table
   static constexpr std::size_t kMaxArenas = kCapacity / 2;  // keeps probe chains short
 
   // Maps the table; false with last_error set if the kernel refuses.
@@ -36,7 +36,7 @@ class ArenaRegistry {
     Arena* arena;
   };
   static std::size_t hash(std::uintptr_t key) {
-    return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ull) >> 48) & (kCapacity - 1);
+    return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ull) >> 40) & (kCapacity - 1);
   }
 
   Entry* entries_ = nullptr;

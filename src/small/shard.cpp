@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "report/report.hpp"
@@ -66,7 +67,7 @@ void Shard::unlink(Run& run) {
 }
 
 Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
-                       std::uint32_t my_index, ArenaRegistry& registry) {
+                       std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget) {
   std::size_t pages = run_pages(class_index);
   Arena* arena = arenas_;
   std::size_t first = 0;
@@ -90,6 +91,8 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
       // (a handful of KiB), which keeps this rare path simple.
       return nullptr;
     }
+    // Under mlockall(MCL_FUTURE) a munlock of ours would undo the application's lock.
+    if (arena->locked_by_application) budget.set_application_locks_all(true);
     arena->next_in_shard = arenas_;
     arenas_ = arena;
     reserved_bytes_ += kArenaBytes;
@@ -141,6 +144,17 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
   return true;
 }
 
+int Shard::hold_committed_page(Arena& arena, std::size_t page) {
+  if (page < kFirstDataPage || page >= kEndDataPage ||
+      arena.page_state[page] == PageState::kReserved) {
+    return EACCES;  // a guard page or a page with nothing on it: PROT_NONE
+  }
+  // Leave room for the objects that may still land on the page (at most 256).
+  if (arena.page_refcount[page] >= UINT16_MAX - kMaxRunSlots) return EOVERFLOW;
+  if (arena.page_refcount[page]++ == 0) --empty_committed_pages_;
+  return 0;
+}
+
 void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget) {
   if (--arena.page_refcount[page] != 0) return;
   if (arena.page_state[page] == PageState::kLocked && empty_committed_pages_ < kReservePages) {
@@ -174,7 +188,7 @@ void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t g
                       pages::Reclaimer reclaimer) {
   Run* run = runs_with_room_[class_index];
   if (run == nullptr) {
-    run = create_run(class_index, generation, my_index, registry);
+    run = create_run(class_index, generation, my_index, registry, budget);
     if (run == nullptr) return nullptr;
   }
   std::size_t slot = run->used.first_clear(run_slots(class_index));

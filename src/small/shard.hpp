@@ -43,6 +43,12 @@ class Shard {
   // Test hook: do the bytes of [pointer, pointer+length) within this arena read zero? Pages
   // given back to the kernel count as zero (they are discarded and PROT_NONE).
   bool range_reads_zero(Arena& arena, const void* pointer, std::size_t length);
+  // A caller's lockbox_lock() on a committed page of this shard: it counts like an object, so
+  // the page stays locked until both are gone. 0, EACCES (PROT_NONE page) or EOVERFLOW.
+  int hold_committed_page(Arena& arena, std::size_t page);
+  // Drops one count (an object's or a caller's); at zero the page goes to the reserve or back
+  // to the kernel.
+  void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
   // Releases every empty committed page; true if any was released.
   bool release_empty_pages(budget::Budget& budget);
   void add_stats(ShardStats& stats) const;
@@ -54,11 +60,10 @@ class Shard {
 
  private:
   Run* create_run(std::size_t class_index, std::uint64_t generation, std::uint32_t my_index,
-                  ArenaRegistry& registry);
+                  ArenaRegistry& registry, budget::Budget& budget);
   void dissolve_run(Run& run);
   bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                     pages::Reclaimer reclaimer);
-  void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
   void link(Run& run);
   void unlink(Run& run);
   // nullopt-like: run == nullptr when `pointer` is not the start of a slot.

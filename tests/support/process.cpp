@@ -25,7 +25,7 @@ bool ipc_lock_effective() {
   return (data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32))) != 0;
 }
 
-// Calls visit(locked) for each VMA overlapping the range; returns false if a part of the
+// Calls visit(VmFlags line) for each VMA overlapping the range; returns false if a part of the
 // range is in no VMA.
 template <typename Visit>
 bool for_each_vma(const void* address, std::size_t length, Visit visit) {
@@ -43,7 +43,7 @@ bool for_each_vma(const void* address, std::size_t length, Visit visit) {
       if (overlapping) {
         if (start > covered) gap = true;
         if (end > covered) covered = end;
-        visit(line.find(" lo") != std::string::npos);
+        visit(line);
       }
       overlapping = false;
     } else if ((header >> std::hex >> a >> dash >> b) && dash == '-') {
@@ -77,16 +77,29 @@ std::size_t mapping_count() {
   return count;
 }
 
+bool has_flag(const std::string& vm_flags, const char* flag) {
+  return vm_flags.find(std::string(" ") + flag) != std::string::npos;
+}
+
 bool kernel_says_locked(const void* address, std::size_t length) {
   bool all_locked = true;
-  bool mapped = for_each_vma(address, length, [&](bool locked) { all_locked &= locked; });
+  bool mapped = for_each_vma(address, length,
+                             [&](const std::string& flags) { all_locked &= has_flag(flags, "lo"); });
   return mapped && all_locked;
 }
 
 bool kernel_says_unlocked(const void* address, std::size_t length) {
   bool any_locked = false;
-  for_each_vma(address, length, [&](bool locked) { any_locked |= locked; });
+  for_each_vma(address, length,
+               [&](const std::string& flags) { any_locked |= has_flag(flags, "lo"); });
   return !any_locked;
+}
+
+bool kernel_says_dont_dump(const void* address, std::size_t length) {
+  bool all = true;
+  bool mapped = for_each_vma(address, length,
+                             [&](const std::string& flags) { all &= has_flag(flags, "dd"); });
+  return mapped && all;
 }
 
 std::string become_unprivileged(std::size_t memlock_bytes) {

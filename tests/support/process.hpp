@@ -15,6 +15,8 @@ std::size_t mapping_count();
 bool kernel_says_locked(const void* address, std::size_t length);
 // True if no page of the range is in a locked VMA.
 bool kernel_says_unlocked(const void* address, std::size_t length);
+// True if every page of the range is excluded from core dumps (VmFlags "dd").
+bool kernel_says_dont_dump(const void* address, std::size_t length);
 
 // Sets RLIMIT_MEMLOCK to `memlock_bytes` (soft and hard), and if root, becomes nobody
 // (uid/gid 65534) so that CAP_IPC_LOCK is gone. Returns an empty string, or why it failed;

@@ -1,0 +1,38 @@
+// The C entry points for locking caller memory: errno and -1 on the way out.
+#include <cerrno>
+
+#include "heap/heap.hpp"
+#include "lockbox/lockbox.h"
+
+using lockbox::heap::Heap;
+
+namespace {
+
+int result(int error) {
+  if (error == 0) return 0;
+  errno = error;
+  return -1;
+}
+
+}  // namespace
+
+extern "C" {
+
+int lockbox_lock(const void* addr, size_t len) {
+  return result(Heap::instance().lock_range(addr, len));
+}
+
+int lockbox_unlock(const void* addr, size_t len) {
+  return result(Heap::instance().unlock_range(const_cast<void*>(addr), len, false));
+}
+
+int lockbox_unlock_and_zero(void* addr, size_t len) {
+  return result(Heap::instance().unlock_range(addr, len, true));
+}
+
+int lockbox_set_mlockall(int active) {
+  Heap::instance().budget().set_application_locks_all(active != 0);
+  return 0;
+}
+
+}  // extern "C"
