@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # One entry point for newcomers and CI. Installs what is missing (Debian 12, as root), configures
 # the build once, then:
-#   ./dev.sh demo    build and run the demo
-#   ./dev.sh test    build and run the whole test suite
+#   ./dev.sh demo             build and run the demo
+#   ./dev.sh test             build and run the whole test suite
+#   ./dev.sh sanitize         the whole suite under ASan+UBSan, the unit tests under TSan
+#   ./dev.sh fuzz [SECONDS]   each fuzz target with libFuzzer+ASan+UBSan (default 60 s each)
+#   ./dev.sh coverage         clang source coverage of src/ from the seed corpora and tests
 set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev)
+FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip)
+FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer)
 
 ensure_packages() {
   local missing=()
@@ -27,15 +32,18 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# configure DIR [meson options...]: set up DIR once.
 configure() {
-  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-    meson setup "$BUILD_DIR" "$@"
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@"
   fi
 }
 
-# Prints the plain "N passed, N failed" line from meson's machine-readable log.
+# Prints the plain "N passed, N failed" line from meson's machine-readable log of DIR.
 summarise_tests() {
-  python3 - "$BUILD_DIR/meson-logs/testlog.json" <<'PY'
+  python3 - "$1/meson-logs/testlog.json" <<'PY'
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0, "TIMEOUT": 0, "ERROR": 0, "EXPECTEDFAIL": 0, "UNEXPECTEDPASS": 0}
 for line in open(sys.argv[1]):
@@ -46,25 +54,98 @@ print(f"tests: {counts['OK'] + counts['EXPECTEDFAIL']} passed, {failed} failed, 
 PY
 }
 
+# run_tests DIR [meson test options...]: runs, summarises, and returns meson's status.
+run_tests() {
+  local dir=$1 status=0
+  shift
+  meson test -C "$dir" --print-errorlogs "$@" || status=$?
+  summarise_tests "$dir"
+  return $status
+}
+
+fuzz() {
+  local seconds=${1:-60} dir=build-fuzz status=0
+  CC=clang CXX=clang++ configure "$dir" -Dfuzzing=true -Dtests=false \
+    -Db_sanitize=address,undefined -Db_lundef=false
+  meson compile -C "$dir" >/dev/null
+  for target in "${FUZZ_TARGETS[@]}"; do
+    # The corpus grows in /tmp; the committed seeds stay as they are.
+    local corpus
+    corpus=$(mktemp -d /tmp/lockbox-$target-XXXXXX)
+    cp fuzz/corpus/$target/* "$corpus/"
+    echo "== $target: $seconds s"
+    (cd /tmp && "$OLDPWD/$dir/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
+      -dict="$OLDPWD/fuzz/$target.dict" -artifact_prefix="/tmp/$target-" "$corpus" 2>&1) |
+      grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|^Done|ERROR|SUMMARY|Test unit written" || true
+    # libFuzzer leaves crash-* / leak-* / timeout-* artifacts when it finds something.
+    if ls /tmp/$target-* >/dev/null 2>&1; then
+      echo "dev.sh: $target found a bug: $(ls /tmp/$target-*)" >&2
+      status=1
+    fi
+    rm -rf "$corpus"
+  done
+  return $status
+}
+
+coverage() {
+  local dir=build-coverage
+  CC=clang CXX=clang++ configure "$dir" -Db_coverage=false \
+    -Dc_args=-fprofile-instr-generate\ -fcoverage-mapping \
+    -Dcpp_args=-fprofile-instr-generate\ -fcoverage-mapping \
+    -Dc_link_args=-fprofile-instr-generate -Dcpp_link_args=-fprofile-instr-generate
+  rm -rf "$dir/profiles"
+  mkdir -p "$dir/profiles"
+  LLVM_PROFILE_FILE="$PWD/$dir/profiles/%p.profraw" meson test -C "$dir" --suite fuzz >/dev/null
+  llvm-profdata-14 merge -sparse "$dir"/profiles/*.profraw -o "$dir/fuzz.profdata"
+  echo "== coverage of src/ from the fuzz seed corpora"
+  llvm-cov-14 report "$dir/fuzz/allocator_fuzzer_replay" -object "$dir/fuzz/lock_fuzzer_replay" \
+    -instr-profile="$dir/fuzz.profdata" "$PWD/src" 2>/dev/null | grep TOTAL
+  rm -rf "$dir/profiles"
+  mkdir -p "$dir/profiles"
+  LLVM_PROFILE_FILE="$PWD/$dir/profiles/%p.profraw" meson test -C "$dir" >/dev/null || true
+  llvm-profdata-14 merge -sparse "$dir"/profiles/*.profraw -o "$dir/all.profdata"
+  echo "== coverage of src/ from the whole test suite"
+  llvm-cov-14 report "$dir/tests/unit_tests" -object "$dir/liblockbox.so" \
+    -instr-profile="$dir/all.profdata" "$PWD/src" 2>/dev/null | grep TOTAL
+}
+
 command=${1:-}
 shift || true
 case "$command" in
   demo)
     ensure_packages "${PACKAGES[@]}"
-    configure
+    configure "$BUILD_DIR"
     meson compile -C "$BUILD_DIR" >/dev/null
     "$BUILD_DIR/examples/demo" "$@"
     ;;
   test)
-    ensure_packages "${PACKAGES[@]}"
-    configure
-    status=0
-    meson test -C "$BUILD_DIR" --print-errorlogs "$@" || status=$?
-    summarise_tests
-    exit $status
+    # clang provides FuzzedDataProvider.h, so the fuzz targets replay their corpora here too.
+    ensure_packages "${PACKAGES[@]}" clang
+    configure "$BUILD_DIR"
+    run_tests "$BUILD_DIR" "$@"
+    ;;
+  sanitize)
+    ensure_packages "${PACKAGES[@]}" clang
+    configure build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    asan_status=0
+    run_tests build-asan "$@" || asan_status=$?
+    configure build-tsan -Db_sanitize=thread -Db_lundef=false
+    # The multi-threaded tests live in the unit suite; TSan cannot run mlock-heavy system tests
+    # any better than ASan already does.
+    tsan_status=0
+    run_tests build-tsan --suite unit "$@" || tsan_status=$?
+    [ $asan_status -eq 0 ] && [ $tsan_status -eq 0 ]
+    ;;
+  fuzz)
+    ensure_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
+    fuzz "$@"
+    ;;
+  coverage)
+    ensure_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
+    coverage
     ;;
   *)
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -259,6 +259,12 @@ int Heap::unlock_range(void* address, std::size_t length, bool zero) {
   return 0;
 }
 
+std::size_t Heap::caller_lock_count(std::uintptr_t page) {
+  SpinLockGuard guard(caller_locks_lock_);
+  const pages::CallerLock* lock = caller_locks_.find(page);
+  return lock == nullptr ? 0 : lock->count;
+}
+
 void Heap::forget_caller_locks(std::uintptr_t start, std::size_t bytes) {
   if (caller_locked_pages_.load(std::memory_order_relaxed) == 0) return;
   SpinLockGuard guard(caller_locks_lock_);

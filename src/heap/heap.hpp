@@ -48,6 +48,8 @@ class Heap {
   // lockbox_lock / lockbox_unlock (caller_locks.cpp): 0 or an errno value, last_error set.
   int lock_range(const void* address, std::size_t length);
   int unlock_range(void* address, std::size_t length, bool zero);
+  // Test hook: how many caller locks hold the page at `page` (page-aligned)?
+  std::size_t caller_lock_count(std::uintptr_t page);
 
  private:
   Heap();

@@ -12,6 +12,7 @@
 #include "report/report.hpp"
 #include "small/canary.hpp"
 #include "support/last_error.hpp"
+#include "support/sanitizers.hpp"
 
 namespace lockbox::large {
 namespace {
@@ -73,6 +74,7 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   auto start = reinterpret_cast<std::uintptr_t>(end - size) & ~(std::uintptr_t{alignment} - 1);
   auto* pointer = reinterpret_cast<unsigned char*>(start);
   small::write_canary(pointer, size, static_cast<std::size_t>(end - pointer));
+  sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
   SpinLockGuard guard(lock_);
   blocks_.emplace(start, block);
   ++stats_.live_allocations;
@@ -101,6 +103,7 @@ bool LargeHeap::free(void* pointer, budget::Budget& budget, std::uintptr_t* mapp
   if (!block.inherited) {
     auto* bytes = static_cast<unsigned char*>(pointer);
     std::size_t tail = static_cast<std::size_t>(data + data_bytes - bytes);
+    sanitizers::unpoison(bytes, tail);
     if (!small::canary_intact(bytes, block.size, tail)) report::fatal_canary_broken(pointer);
     sodium_memzero(data, data_bytes);
     // munmap drops the lock with the mapping; only the budget needs telling.
@@ -113,6 +116,8 @@ bool LargeHeap::free(void* pointer, budget::Budget& budget, std::uintptr_t* mapp
   if (os::unmap(block.mapping, mapping_bytes(block)) != 0) {
     report::fatal_os_failure("munmap", block.mapping);
   }
+  // The address range may be mapped again by anyone: leave no poison behind.
+  sanitizers::unpoison(block.mapping, mapping_bytes(block));
   *mapping = reinterpret_cast<std::uintptr_t>(block.mapping);
   *mapping_size = mapping_bytes(block);
   return true;

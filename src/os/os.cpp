@@ -104,8 +104,14 @@ int protect_read_write(void* addr, std::size_t bytes) {
   return result_of(::mprotect(addr, bytes, PROT_READ | PROT_WRITE));
 }
 
-int lock(const void* addr, std::size_t bytes) { return result_of(::mlock(addr, bytes)); }
-int unlock(const void* addr, std::size_t bytes) { return result_of(::munlock(addr, bytes)); }
+// Raw system calls: AddressSanitizer intercepts mlock()/munlock() and turns them into no-ops,
+// which would make every sanitizer run lie about what is locked.
+int lock(const void* addr, std::size_t bytes) {
+  return result_of(static_cast<int>(::syscall(SYS_mlock, addr, bytes)));
+}
+int unlock(const void* addr, std::size_t bytes) {
+  return result_of(static_cast<int>(::syscall(SYS_munlock, addr, bytes)));
+}
 
 int advise_dont_dump(void* addr, std::size_t bytes) {
   return result_of(::madvise(addr, bytes, MADV_DONTDUMP));

@@ -11,6 +11,7 @@
 
 #include "report/report.hpp"
 #include "small/canary.hpp"
+#include "support/sanitizers.hpp"
 #include "support/last_error.hpp"
 
 namespace lockbox::small {
@@ -108,6 +109,8 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
   run.class_index = static_cast<std::uint8_t>(class_index);
   run.live = 0;
   run.used.clear_all();
+  // Until a slot is handed out, any access to it is a bug ASan should name.
+  sanitizers::poison(arena->page_address(first), pages * os::kPageSize);
   link(run);
   return &run;
 }
@@ -204,11 +207,13 @@ void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t g
   }
   unsigned char* address = slot_address(*run, slot);
   std::size_t slot_size = kSlotSizes[class_index];
+  sanitizers::unpoison(address, slot_size);
   if (!all_zero(address, slot_size)) report::fatal_write_after_free(address);
   run->used.set(slot);
   run->requested[slot] = static_cast<std::uint16_t>(size);
   if (++run->live == run_slots(class_index)) unlink(*run);
   write_canary(address, size, slot_size);
+  sanitizers::poison(address + size, slot_size - size);
   ++live_allocations_;
   in_use_bytes_ += size;
   return address;
@@ -240,8 +245,10 @@ void Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
   Run& run = *ref.run;
   std::size_t size = run.requested[ref.slot];
   std::size_t slot_size = kSlotSizes[run.class_index];
+  sanitizers::unpoison(ref.address, slot_size);
   if (!canary_intact(ref.address, size, slot_size)) report::fatal_canary_broken(pointer);
   sodium_memzero(ref.address, slot_size);
+  sanitizers::poison(ref.address, slot_size);
   run.used.clear(ref.slot);
   bool was_full = run.live == run_slots(run.class_index);
   --run.live;
@@ -276,11 +283,21 @@ bool Shard::owns(Arena& arena, const void* pointer) {
 
 bool Shard::range_reads_zero(Arena& arena, const void* pointer, std::size_t length) {
   const auto* bytes = static_cast<const unsigned char*>(pointer);
-  for (std::size_t i = 0; i < length; ++i) {
-    if (arena.page_state[arena.page_index(bytes + i)] == PageState::kReserved) continue;
-    if (bytes[i] != 0) return false;
+  const unsigned char* end = bytes + length;
+  bool zero = true;
+  while (bytes < end && zero) {
+    // One page at a time: pages given back to the kernel are PROT_NONE and count as zero.
+    const unsigned char* page_end = arena.page_address(arena.page_index(bytes) + 1);
+    std::size_t span = static_cast<std::size_t>((page_end < end ? page_end : end) - bytes);
+    if (arena.page_state[arena.page_index(bytes)] != PageState::kReserved) {
+      // Freed memory is poisoned under ASan; this hook may look at it, the application may not.
+      sanitizers::unpoison(bytes, span);
+      for (std::size_t i = 0; i < span; ++i) zero &= bytes[i] == 0;
+      sanitizers::poison(bytes, span);
+    }
+    bytes += span;
   }
-  return true;
+  return zero;
 }
 
 void Shard::add_stats(ShardStats& stats) const {

@@ -1,6 +1,8 @@
 // Runs one fault program and checks how it died: by the expected signal, with stderr exactly
 // one line "<message> at <address>", where <address> is what the program said it expected.
 // Usage: fault_runner ABRT|SEGV "<message>" program
+//        fault_runner ASAN "<report>" program   (AddressSanitizer caught the bug first: death by
+//        SIGABRT with abort_on_error=1, and a report naming <report> and the program's source)
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -28,10 +30,11 @@ std::string read_all(int fd) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: fault_runner ABRT|SEGV message program\n");
+    std::fprintf(stderr, "usage: fault_runner ABRT|SEGV|ASAN message program\n");
     return 2;
   }
   int expected_signal = std::strcmp(argv[1], "SEGV") == 0 ? SIGSEGV : SIGABRT;
+  bool sanitizer_report = std::strcmp(argv[1], "ASAN") == 0;
   std::string message = argv[2];
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return 2;
@@ -69,11 +72,22 @@ int main(int argc, char** argv) {
                  out.c_str());
     ++failures;
   }
-  std::string expected_err = message + " at " + address + "\n";
-  if (err != expected_err) {
-    std::fprintf(stderr, "FAIL: stderr was\n  '%s'\nexpected exactly\n  '%s'\n", err.c_str(),
-                 expected_err.c_str());
-    ++failures;
+  if (sanitizer_report) {
+    // The report must name the bug and the faulting line of the program (its source file).
+    std::string program = argv[3];
+    std::string source = "faults/" + program.substr(program.rfind("fault_") + 6) + ".c:";
+    if (err.find(message) == std::string::npos || err.find(source) == std::string::npos) {
+      std::fprintf(stderr, "FAIL: stderr was\n%s\nexpected a report of '%s' in %s\n", err.c_str(),
+                   message.c_str(), source.c_str());
+      ++failures;
+    }
+  } else {
+    std::string expected_err = message + " at " + address + "\n";
+    if (err != expected_err) {
+      std::fprintf(stderr, "FAIL: stderr was\n  '%s'\nexpected exactly\n  '%s'\n", err.c_str(),
+                   expected_err.c_str());
+      ++failures;
+    }
   }
   std::printf("%d passed, %d failed\n", 3 - failures, failures);
   return failures == 0 ? 0 : 1;

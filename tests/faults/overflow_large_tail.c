@@ -6,8 +6,8 @@
 FAULT_MAIN int main(void) {
   size_t size = 100001;
   unsigned char* secret = lockbox_malloc(size);
-  secret[size] ^= 0xff;
   fault_expect(secret);
+  secret[size] ^= 0xff;
   lockbox_free(secret);
   return 0;
 }

@@ -6,8 +6,8 @@
 FAULT_MAIN int main(void) {
   unsigned char* secret = lockbox_malloc(100);
   void* moved;
-  secret[100] ^= 0xff;
   fault_expect(secret);
+  secret[100] ^= 0xff;
   moved = lockbox_realloc(secret, 1000);
   lockbox_free(moved);
   return 0;

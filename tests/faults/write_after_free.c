@@ -7,8 +7,8 @@ FAULT_MAIN int main(void) {
   unsigned char* secret = lockbox_malloc(200);
   unsigned char* again;
   lockbox_free(secret);
-  secret[5] = 'x';
   fault_expect(secret);
+  secret[5] = 'x';
   again = lockbox_malloc(200);
   lockbox_free(again);
   return 0;

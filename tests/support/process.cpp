@@ -60,6 +60,14 @@ std::FILE* g_capture = nullptr;
 
 }  // namespace
 
+int kernel_mlock(const void* address, std::size_t length) {
+  return static_cast<int>(syscall(SYS_mlock, address, length));
+}
+
+int kernel_munlock(const void* address, std::size_t length) {
+  return static_cast<int>(syscall(SYS_munlock, address, length));
+}
+
 long long vmlck_bytes() {
   std::ifstream status("/proc/self/status");
   std::string line;

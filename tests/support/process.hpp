@@ -18,6 +18,11 @@ bool kernel_says_unlocked(const void* address, std::size_t length);
 // True if every page of the range is excluded from core dumps (VmFlags "dd").
 bool kernel_says_dont_dump(const void* address, std::size_t length);
 
+// mlock / munlock as the application would call them, through the system call itself
+// (AddressSanitizer turns the libc functions into no-ops).
+int kernel_mlock(const void* address, std::size_t length);
+int kernel_munlock(const void* address, std::size_t length);
+
 // Sets RLIMIT_MEMLOCK to `memlock_bytes` (soft and hard), and if root, becomes nobody
 // (uid/gid 65534) so that CAP_IPC_LOCK is gone. Returns an empty string, or why it failed;
 // it also fails if CAP_IPC_LOCK is still effective afterwards (a test would prove nothing).

@@ -91,7 +91,7 @@ void unlock_of_never_locked_changes_nothing() {
 
 void application_lock_is_never_undone() {
   unsigned char* page = map_pages(1);
-  CHECK(mlock(page, kPage) == 0);  // the application's own lock
+  CHECK(lockbox_test::kernel_mlock(page, kPage) == 0);  // the application's own lock
   lockbox_stats before;
   lockbox_get_stats(&before);
   long long vm_before = vmlck();
@@ -102,7 +102,7 @@ void application_lock_is_never_undone() {
   CHECK(lockbox_unlock(page, 64) == 0);
   CHECK(lockbox_test::kernel_says_locked(page, kPage));
   CHECK(vmlck() == vm_before);
-  CHECK(munlock(page, kPage) == 0);
+  CHECK(lockbox_test::kernel_munlock(page, kPage) == 0);
   munmap(page, kPage);
 }
 

@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -71,12 +73,14 @@ TEST_CASE("aligned_alloc honours every power-of-two alignment and rejects others
       lockbox_free(block);
     }
   }
+  // volatile: compilers reject literal bad alignments at build time (alloc_align).
+  volatile std::size_t not_a_power_of_two = 24, zero = 0;
   errno = 0;
-  CHECK(lockbox_aligned_alloc(24, 16) == nullptr);
+  CHECK(lockbox_aligned_alloc(not_a_power_of_two, 16) == nullptr);
   CHECK(errno == EINVAL);
   CHECK(std::string(lockbox_last_error()).find("not a power of two") != std::string::npos);
   errno = 0;
-  CHECK(lockbox_aligned_alloc(0, 16) == nullptr);
+  CHECK(lockbox_aligned_alloc(zero, 16) == nullptr);
   CHECK(errno == EINVAL);
 }
 
@@ -288,6 +292,39 @@ TEST_CASE("two threads hammering mixed sizes keep every byte they wrote") {
   b.join();
   CHECK(errors_a == 0);
   CHECK(errors_b == 0);
+  CHECK(stats_now().live_allocations == before.live_allocations);
+}
+
+TEST_CASE("blocks freed by another thread, with more threads than shards") {
+  // Six threads share four shards; each frees what its neighbour allocated.
+  constexpr int kThreads = 6;
+  constexpr int kRounds = 2000;
+  std::vector<std::vector<unsigned char*>> handed(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  std::size_t errors = 0;
+  std::mutex errors_lock;
+  lockbox_stats before = stats_now();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        auto* block = static_cast<unsigned char*>(lockbox_malloc(16 + (i * 37) % 3000));
+        if (block != nullptr) block[0] = static_cast<unsigned char>(t);
+        handed[t].push_back(block);
+      }
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) std::this_thread::yield();
+      std::size_t bad = 0;
+      for (unsigned char* block : handed[(t + 1) % kThreads]) {
+        bad += block == nullptr || block[0] != static_cast<unsigned char>((t + 1) % kThreads);
+        lockbox_free(block);
+      }
+      std::lock_guard<std::mutex> guard(errors_lock);
+      errors += bad;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(errors == 0);
   CHECK(stats_now().live_allocations == before.live_allocations);
 }
 
