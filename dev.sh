@@ -44,7 +44,10 @@ configure() {
 # Prints the plain "N passed, N failed" line from meson's machine-readable log of DIR.
 summarise_tests() {
   python3 - "$1/meson-logs/testlog.json" <<'PY'
-import json, sys
+import json, os, sys
+if not os.path.exists(sys.argv[1]):
+    print("tests: 0 passed, 1 failed (the build failed)")
+    sys.exit(0)
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0, "TIMEOUT": 0, "ERROR": 0, "EXPECTEDFAIL": 0, "UNEXPECTEDPASS": 0}
 for line in open(sys.argv[1]):
     result = json.loads(line).get("result")
@@ -58,6 +61,7 @@ PY
 run_tests() {
   local dir=$1 status=0
   shift
+  rm -f "$dir/meson-logs/testlog.json"  # a failed build must not report the last run's results
   meson test -C "$dir" --print-errorlogs "$@" || status=$?
   summarise_tests "$dir"
   return $status

@@ -21,7 +21,27 @@ namespace {
 
 alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
 Heap* g_heap = nullptr;
-thread_local std::uint32_t t_shard_index = UINT32_MAX;
+
+// The thread's cache lives until the thread's TLS destructors run; t_cache_gone (trivially
+// destructible, so still readable afterwards) keeps later frees off the dead cache.
+// initial-exec: one instruction to reach them instead of a __tls_get_addr call per operation
+// (lockbox is not meant to be dlopen()ed after threads start; glibc reserves room for this).
+__attribute__((tls_model("initial-exec"))) thread_local ThreadCache* t_cache = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_cache_gone = false;
+
+struct ThreadCacheOwner {
+  ~ThreadCacheOwner();
+};
+thread_local ThreadCacheOwner t_cache_owner;
+
+ThreadCacheOwner::~ThreadCacheOwner() {
+  t_cache_gone = true;
+  if (t_cache != nullptr && g_heap != nullptr) {
+    ThreadCache* cache = t_cache;
+    t_cache = nullptr;
+    Heap::retire_thread_cache(cache);
+  }
+}
 
 }  // namespace
 
@@ -46,12 +66,133 @@ Heap::Heap() {
   ::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent, &Heap::after_fork_in_child);
 }
 
-small::Shard& Heap::my_shard(std::uint32_t* index) {
-  if (t_shard_index == UINT32_MAX) {
-    t_shard_index = next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
+ThreadCache* Heap::thread_cache() {
+  if (t_cache != nullptr) return t_cache;
+  if (t_cache_gone) return nullptr;
+  auto* cache = new ThreadCache;
+  cache->shard_index = next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
+  {
+    SpinLockGuard guard(caches_lock_);
+    cache->next = caches_;
+    if (caches_ != nullptr) caches_->prev = cache;
+    caches_ = cache;
   }
-  *index = t_shard_index;
-  return shards_[t_shard_index];
+  // Touching the owner registers its destructor for this thread's exit.
+  (void)&t_cache_owner;
+  t_cache = cache;
+  return cache;
+}
+
+void Heap::retire_thread_cache(ThreadCache* cache) {
+  Heap& heap = *g_heap;
+  heap.flush_all(*cache);
+  SpinLockGuard guard(heap.caches_lock_);
+  heap.retired_objects_.fetch_add(cache->live_objects.load(std::memory_order_relaxed),
+                                  std::memory_order_relaxed);
+  heap.retired_bytes_.fetch_add(cache->live_bytes.load(std::memory_order_relaxed),
+                                std::memory_order_relaxed);
+  if (cache->prev != nullptr) {
+    cache->prev->next = cache->next;
+  } else {
+    heap.caches_ = cache->next;
+  }
+  if (cache->next != nullptr) cache->next->prev = cache->prev;
+  delete cache;
+}
+
+void Heap::flush(ThreadCache::Bin& bin, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const small::SlotRef& slot = bin.slots[i];
+    small::Shard& shard = shards_[slot.run->arena->shard_index];
+    SpinLockGuard guard(shard.lock());
+    shard.return_slot(slot, budget_);
+  }
+  for (std::size_t i = count; i < bin.count; ++i) bin.slots[i - count] = bin.slots[i];
+  bin.count -= static_cast<std::uint32_t>(count);
+}
+
+bool Heap::flush_all(ThreadCache& cache) {
+  bool flushed = false;
+  for (auto& bin : cache.bins) {
+    flushed |= bin.count != 0;
+    flush(bin, bin.count);
+  }
+  return flushed;
+}
+
+bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
+  ThreadCache::Bin& bin = cache.bins[class_index];
+  std::size_t wanted = (ThreadCache::capacity(class_index) + 1) / 2;
+  small::Shard& shard = shards_[cache.shard_index];
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      ReclaimContext context{shards_, cache.shard_index, &budget_};
+      SpinLockGuard guard(shard.lock());
+      bin.count = static_cast<std::uint32_t>(
+          shard.take_slots(class_index, wanted, bin.slots,
+                           generation_.load(std::memory_order_relaxed), cache.shard_index,
+                           registry_, budget_,
+                           pages::Reclaimer{&Heap::reclaim_from_shards, &context}));
+    }
+    // Out of budget: the slots this thread keeps cached pin locked pages; give them back.
+    if (bin.count != 0 || !flush_all(cache)) break;
+  }
+  return bin.count != 0;
+}
+
+void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
+  ThreadCache* cache = thread_cache();
+  if (cache == nullptr) {
+    // A thread in its last TLS destructors: take the shard lock for this one allocation.
+    std::uint32_t index = 0;
+    ReclaimContext context{shards_, index, &budget_};
+    SpinLockGuard guard(shards_[index].lock());
+    void* pointer = shards_[index].allocate(
+        size, class_index, generation_.load(std::memory_order_relaxed), index, registry_,
+        budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context});
+    if (pointer != nullptr) {
+      retired_objects_.fetch_add(1, std::memory_order_relaxed);
+      retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+    }
+    return pointer;
+  }
+  ThreadCache::Bin& bin = cache->bins[class_index];
+  if (bin.count == 0 && !refill(*cache, class_index)) return nullptr;
+  const small::SlotRef& slot = bin.slots[--bin.count];
+  small::hand_out(slot, size);
+  cache->count(1, static_cast<std::int64_t>(size));
+  return slot.address;
+}
+
+void Heap::free_small(small::Arena& arena, void* pointer) {
+  ThreadCache* cache = thread_cache();
+  if (is_inherited(arena) || cache == nullptr) {
+    small::Shard& shard = shards_[arena.shard_index];
+    SpinLockGuard guard(shard.lock());
+    if (is_inherited(arena)) {
+      shard.free_inherited(arena, pointer);
+      return;
+    }
+    small::SlotRef slot;
+    std::size_t size = small::take_back(arena, pointer, &slot);
+    shard.return_slot(slot, budget_);
+    retired_objects_.fetch_sub(1, std::memory_order_relaxed);
+    retired_bytes_.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+    return;
+  }
+  small::SlotRef slot;
+  std::size_t size = small::take_back(arena, pointer, &slot);
+  cache->count(-1, -static_cast<std::int64_t>(size));
+  if (!small::on_locked_pages(slot)) {
+    small::Shard& shard = shards_[arena.shard_index];
+    SpinLockGuard guard(shard.lock());
+    shard.return_slot(slot, budget_);
+    return;
+  }
+  ThreadCache::Bin& bin = cache->bins[slot.run->class_index];
+  std::size_t capacity = ThreadCache::capacity(slot.run->class_index);
+  if (bin.count == capacity) flush(bin, capacity / 2);
+  bin.slots[bin.count++] = slot;
 }
 
 bool Heap::reclaim_from_shards(void* context) {
@@ -80,13 +221,7 @@ void* Heap::allocate(std::size_t size, std::size_t alignment) {
                                        : small::kClassCount);
   void* pointer = nullptr;
   if (class_index < small::kClassCount) {
-    std::uint32_t index = 0;
-    small::Shard& shard = my_shard(&index);
-    ReclaimContext context{shards_, index, &budget_};
-    SpinLockGuard guard(shard.lock());
-    pointer = shard.allocate(size, class_index, generation_.load(std::memory_order_relaxed),
-                             index, registry_, budget_,
-                             pages::Reclaimer{&Heap::reclaim_from_shards, &context});
+    pointer = allocate_small(size, class_index);
   } else {
     ReclaimContext context{shards_, kShards, &budget_};
     pointer = large_.allocate(size, alignment, budget_,
@@ -98,13 +233,7 @@ void* Heap::allocate(std::size_t size, std::size_t alignment) {
 
 void Heap::free(void* pointer) {
   if (small::Arena* arena = registry_.find(pointer)) {
-    small::Shard& shard = shards_[arena->shard_index];
-    SpinLockGuard guard(shard.lock());
-    if (is_inherited(*arena)) {
-      shard.free_inherited(*arena, pointer);
-    } else {
-      shard.free(*arena, pointer, budget_);
-    }
+    free_small(*arena, pointer);
     return;
   }
   std::uintptr_t mapping = 0;
@@ -159,13 +288,24 @@ Stats Heap::stats() {
     SpinLockGuard guard(shard.lock());
     shard.add_stats(small_stats);
   }
+  std::int64_t small_objects = retired_objects_.load(std::memory_order_relaxed);
+  std::int64_t small_bytes = retired_bytes_.load(std::memory_order_relaxed);
+  {
+    SpinLockGuard guard(caches_lock_);
+    for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {
+      small_objects += cache->live_objects.load(std::memory_order_relaxed);
+      small_bytes += cache->live_bytes.load(std::memory_order_relaxed);
+    }
+  }
   large::LargeStats large_stats;
   large_.add_stats(large_stats);
   Stats stats{};
   stats.locked_bytes = budget_.locked_bytes();
   stats.unlocked_bytes = budget_.unlocked_bytes();
-  stats.in_use_bytes = small_stats.in_use_bytes + large_stats.in_use_bytes;
-  stats.live_allocations = small_stats.live_allocations + large_stats.live_allocations;
+  // Threads count what they allocate and free; one thread's frees of another's objects can make
+  // a single counter negative, never the sum.
+  stats.in_use_bytes = static_cast<std::size_t>(small_bytes) + large_stats.in_use_bytes;
+  stats.live_allocations = static_cast<std::size_t>(small_objects) + large_stats.live_allocations;
   stats.reserved_bytes = small_stats.reserved_bytes + large_stats.reserved_bytes;
   stats.peak_locked_bytes = budget_.peak_locked_bytes();
   stats.memlock_limit = budget_.limit();
@@ -175,6 +315,7 @@ Stats Heap::stats() {
 
 void Heap::before_fork() {
   g_heap->caller_locks_lock_.lock();
+  g_heap->caches_lock_.lock();
   for (auto& shard : g_heap->shards_) shard.lock().lock();
   g_heap->large_.lock_for_fork();
 }
@@ -182,6 +323,7 @@ void Heap::before_fork() {
 void Heap::after_fork_in_parent() {
   g_heap->large_.unlock_after_fork();
   for (auto& shard : g_heap->shards_) shard.lock().unlock();
+  g_heap->caches_lock_.unlock();
   g_heap->caller_locks_lock_.unlock();
 }
 
@@ -195,6 +337,19 @@ void Heap::after_fork_in_child() {
   heap.caller_locked_pages_.store(0, std::memory_order_relaxed);
   heap.caller_locks_lock_.reset_after_fork();
   heap.budget_.reset_after_fork();
+  // Only the forking thread lives on. Its cached slots are in inherited (wiped) arenas, and
+  // every count starts again from zero.
+  heap.caches_ = nullptr;
+  heap.retired_objects_.store(0, std::memory_order_relaxed);
+  heap.retired_bytes_.store(0, std::memory_order_relaxed);
+  heap.caches_lock_.reset_after_fork();
+  if (ThreadCache* cache = t_cache) {
+    for (auto& bin : cache->bins) bin.count = 0;
+    cache->live_objects.store(0, std::memory_order_relaxed);
+    cache->live_bytes.store(0, std::memory_order_relaxed);
+    cache->next = cache->prev = nullptr;
+    heap.caches_ = cache;
+  }
   heap.budget_.refresh_limit();
 }
 

@@ -1,7 +1,7 @@
-// The front door: lazy thread-safe start-up, the choice between small and large, the shard a
-// thread uses, fork handling, and the lock order (the caller-lock table's lock, then a shard's,
-// then the large heap's, then the arena registry's; stats and fork take every shard's lock in
-// index order).
+// The front door: lazy thread-safe start-up, the choice between small and large, thread caches
+// and the shard each thread refills from, fork handling, and the lock order (the caller-lock
+// table's lock, then the thread-cache list's, then a shard's, then the large heap's, then the
+// arena registry's; stats and fork take every shard's lock in index order).
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 
 #include "budget/budget.hpp"
 #include "large/large_heap.hpp"
+#include "heap/thread_cache.hpp"
 #include "pages/page_lock_table.hpp"
 #include "small/arena_registry.hpp"
 #include "small/shard.hpp"
@@ -48,12 +49,22 @@ class Heap {
   // lockbox_lock / lockbox_unlock (caller_locks.cpp): 0 or an errno value, last_error set.
   int lock_range(const void* address, std::size_t length);
   int unlock_range(void* address, std::size_t length, bool zero);
+  // A thread is exiting: its cached slots go back to the shards, its counts to the totals.
+  static void retire_thread_cache(ThreadCache* cache);
+
   // Test hook: how many caller locks hold the page at `page` (page-aligned)?
   std::size_t caller_lock_count(std::uintptr_t page);
 
  private:
   Heap();
-  small::Shard& my_shard(std::uint32_t* index);
+  void* allocate_small(std::size_t size, std::size_t class_index);
+  void free_small(small::Arena& arena, void* pointer);
+  // This thread's cache, created on first use; nullptr once the thread is being torn down.
+  ThreadCache* thread_cache();
+  bool refill(ThreadCache& cache, std::size_t class_index);
+  // Gives the oldest `count` slots of a bin back to their shards.
+  void flush(ThreadCache::Bin& bin, std::size_t count);
+  bool flush_all(ThreadCache& cache);
   bool is_inherited(const small::Arena& arena) const {
     return arena.generation != generation_.load(std::memory_order_relaxed);
   }
@@ -81,6 +92,11 @@ class Heap {
   std::atomic<std::size_t> caller_locked_pages_{0};
   std::atomic<std::uint64_t> generation_{1};
   std::atomic<std::uint32_t> next_shard_{0};
+  SpinLock caches_lock_;
+  ThreadCache* caches_ = nullptr;
+  // Objects and bytes counted by threads that have exited (or had no cache).
+  std::atomic<std::int64_t> retired_objects_{0};
+  std::atomic<std::int64_t> retired_bytes_{0};
 };
 
 }  // namespace lockbox::heap

@@ -3,6 +3,7 @@
 // lives in a separate mapping, so no overflow out of a secret can reach it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -27,6 +28,15 @@ enum class PageState : std::uint8_t {
 
 struct Arena;
 
+// Where a slot is in its life. The bitmap says "taken from the run" (live or cached); this says
+// which, per slot, so a thread cache can hand slots out and take them back without the shard
+// lock, and a double free is caught even when the slot sits in a cache.
+enum SlotState : std::uint8_t {
+  kSlotFree = 0,    // in the run
+  kSlotLive = 1,    // handed to the application
+  kSlotCached = 2,  // zeroed, held by a thread cache
+};
+
 struct Run {
   Run* next = nullptr;  // the shard's list of runs with free slots, per class
   Run* prev = nullptr;
@@ -37,6 +47,7 @@ struct Run {
   std::uint16_t live = 0;
   SlotBitmap used;
   std::uint16_t requested[kMaxRunSlots];  // the size asked for; the rest of the slot is canary
+  std::atomic<std::uint8_t> state[kMaxRunSlots];  // SlotState
 };
 
 struct Arena {

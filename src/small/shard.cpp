@@ -1,33 +1,17 @@
-// Small-object allocation: find a run with room, commit the pages under the chosen slot, check
-// that the slot is still zero (else someone wrote after free), stamp the canary. Free checks the
-// canary, zeroes the whole slot and drops the page references; a page is unlocked only when no
-// live object overlaps it and the shard's reserve of empty locked pages is full.
+// Runs and pages of a shard: slots are taken from runs with room (committing and locking the
+// pages under them first) and given back (dropping the page references); a page is unlocked
+// only when no object overlaps it and the shard's reserve of empty locked pages is full.
 #include "small/shard.hpp"
-
-#include <sodium.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "report/report.hpp"
-#include "small/canary.hpp"
 #include "support/sanitizers.hpp"
 #include "support/last_error.hpp"
 
 namespace lockbox::small {
 namespace {
-
-bool all_zero(const unsigned char* bytes, std::size_t length) {
-  // Slots are 16-byte aligned and a multiple of 16 long.
-  std::uint64_t any = 0;
-  for (std::size_t i = 0; i < length; i += 16) {
-    std::uint64_t a, b;
-    std::memcpy(&a, bytes + i, 8);
-    std::memcpy(&b, bytes + i + 8, 8);
-    any |= a | b;
-  }
-  return any == 0;
-}
 
 struct PageSpan {
   std::size_t first;
@@ -186,99 +170,99 @@ bool Shard::release_empty_pages(budget::Budget& budget) {
   return released;
 }
 
-void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
-                      std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
-                      pages::Reclaimer reclaimer) {
-  Run* run = runs_with_room_[class_index];
-  if (run == nullptr) {
-    run = create_run(class_index, generation, my_index, registry, budget);
-    if (run == nullptr) return nullptr;
-  }
-  std::size_t slot = run->used.first_clear(run_slots(class_index));
-  PageSpan span = pages_of_slot(*run, slot);
-  for (std::size_t page = span.first; page <= span.last; ++page) {
-    if (!acquire_page(*run->arena, page, budget, reclaimer)) {
-      for (std::size_t undo = span.first; undo < page; ++undo) {
-        release_page(*run->arena, undo, budget);
-      }
-      if (run->live == 0) dissolve_run(*run);
-      return nullptr;
+std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
+                              std::uint64_t generation, std::uint32_t my_index,
+                              ArenaRegistry& registry, budget::Budget& budget,
+                              pages::Reclaimer reclaimer) {
+  std::size_t taken = 0;
+  while (taken < wanted) {
+    Run* run = runs_with_room_[class_index];
+    if (run == nullptr) {
+      run = create_run(class_index, generation, my_index, registry, budget);
+      if (run == nullptr) break;
     }
+    std::size_t slot = run->used.first_clear(run_slots(class_index));
+    PageSpan span = pages_of_slot(*run, slot);
+    bool committed = true;
+    for (std::size_t page = span.first; page <= span.last && committed; ++page) {
+      if (!acquire_page(*run->arena, page, budget, reclaimer)) {
+        for (std::size_t undo = span.first; undo < page; ++undo) {
+          release_page(*run->arena, undo, budget);
+        }
+        committed = false;
+      }
+    }
+    if (!committed) {
+      if (run->live == 0) dissolve_run(*run);
+      break;
+    }
+    run->used.set(slot);
+    run->state[slot].store(kSlotCached, std::memory_order_relaxed);
+    if (++run->live == run_slots(class_index)) unlink(*run);
+    out[taken++] = {run, slot, slot_address(*run, slot)};
   }
-  unsigned char* address = slot_address(*run, slot);
-  std::size_t slot_size = kSlotSizes[class_index];
-  sanitizers::unpoison(address, slot_size);
-  if (!all_zero(address, slot_size)) report::fatal_write_after_free(address);
-  run->used.set(slot);
-  run->requested[slot] = static_cast<std::uint16_t>(size);
-  if (++run->live == run_slots(class_index)) unlink(*run);
-  write_canary(address, size, slot_size);
-  sanitizers::poison(address + size, slot_size - size);
-  ++live_allocations_;
-  in_use_bytes_ += size;
-  return address;
+  return taken;
 }
 
-SlotRef Shard::locate(Arena& arena, const void* pointer) {
-  std::size_t page = arena.page_index(pointer);
-  if (page < kFirstDataPage || page >= kEndDataPage || arena.page_run[page] == kNoRun) {
-    return {nullptr, 0, nullptr};
-  }
-  Run& run = arena.runs[arena.page_run[page]];
-  auto offset = static_cast<std::size_t>(static_cast<const unsigned char*>(pointer) -
-                                         arena.page_address(run.first_page));
-  std::size_t slot_size = kSlotSizes[run.class_index];
-  if (offset % slot_size != 0) return {nullptr, 0, nullptr};
-  std::size_t slot = offset / slot_size;
-  return {&run, slot, slot_address(run, slot)};
-}
-
-SlotRef Shard::locate_live(Arena& arena, const void* pointer) {
-  SlotRef ref = locate(arena, pointer);
-  if (ref.run == nullptr) report::fatal_invalid_pointer(pointer);
-  if (!ref.run->used.test(ref.slot)) report::fatal_double_free(pointer);
-  return ref;
-}
-
-void Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
-  SlotRef ref = locate_live(arena, pointer);
+void Shard::return_slot(const SlotRef& ref, budget::Budget& budget) {
   Run& run = *ref.run;
-  std::size_t size = run.requested[ref.slot];
-  std::size_t slot_size = kSlotSizes[run.class_index];
-  sanitizers::unpoison(ref.address, slot_size);
-  if (!canary_intact(ref.address, size, slot_size)) report::fatal_canary_broken(pointer);
-  sodium_memzero(ref.address, slot_size);
-  sanitizers::poison(ref.address, slot_size);
+  run.state[ref.slot].store(kSlotFree, std::memory_order_relaxed);
   run.used.clear(ref.slot);
   bool was_full = run.live == run_slots(run.class_index);
   --run.live;
   PageSpan span = pages_of_slot(run, ref.slot);
-  for (std::size_t page = span.first; page <= span.last; ++page) release_page(arena, page, budget);
+  for (std::size_t page = span.first; page <= span.last; ++page) {
+    release_page(*run.arena, page, budget);
+  }
   if (was_full) link(run);
   // An empty run gives its pages back to the arena unless it is the class's only run with
   // room: keeping one avoids rebuilding a run on every alloc/free pair.
   if (run.live == 0 && (runs_with_room_[run.class_index] != &run || run.next != nullptr)) {
     dissolve_run(run);
   }
-  --live_allocations_;
-  in_use_bytes_ -= size;
+}
+
+void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
+                      std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
+                      pages::Reclaimer reclaimer) {
+  SlotRef slot;
+  if (take_slots(class_index, 1, &slot, generation, my_index, registry, budget, reclaimer) == 0) {
+    return nullptr;
+  }
+  hand_out(slot, size);
+  return slot.address;
+}
+
+void Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
+  SlotRef slot;
+  take_back(arena, pointer, &slot);
+  return_slot(slot, budget);
 }
 
 void Shard::free_inherited(Arena& arena, void* pointer) {
-  SlotRef ref = locate_live(arena, pointer);
+  SlotRef ref = find_slot(arena, pointer);
+  if (ref.run == nullptr) report::fatal_invalid_pointer(pointer);
+  if (ref.run->state[ref.slot].load(std::memory_order_relaxed) != kSlotLive) {
+    report::fatal_double_free(pointer);
+  }
+  ref.run->state[ref.slot].store(kSlotFree, std::memory_order_relaxed);
   ref.run->used.clear(ref.slot);
   --ref.run->live;
 }
 
 std::size_t Shard::usable_size(Arena& arena, const void* pointer) {
-  SlotRef ref = locate(arena, pointer);
-  if (ref.run == nullptr || !ref.run->used.test(ref.slot)) report::fatal_invalid_pointer(pointer);
+  SlotRef ref = find_slot(arena, pointer);
+  if (ref.run == nullptr ||
+      ref.run->state[ref.slot].load(std::memory_order_acquire) != kSlotLive) {
+    report::fatal_invalid_pointer(pointer);
+  }
   return ref.run->requested[ref.slot];
 }
 
 bool Shard::owns(Arena& arena, const void* pointer) {
-  SlotRef ref = locate(arena, pointer);
-  return ref.run != nullptr && ref.run->used.test(ref.slot);
+  SlotRef ref = find_slot(arena, pointer);
+  return ref.run != nullptr &&
+         ref.run->state[ref.slot].load(std::memory_order_acquire) == kSlotLive;
 }
 
 bool Shard::range_reads_zero(Arena& arena, const void* pointer, std::size_t length) {
@@ -300,18 +284,12 @@ bool Shard::range_reads_zero(Arena& arena, const void* pointer, std::size_t leng
   return zero;
 }
 
-void Shard::add_stats(ShardStats& stats) const {
-  stats.live_allocations += live_allocations_;
-  stats.in_use_bytes += in_use_bytes_;
-  stats.reserved_bytes += reserved_bytes_;
-}
+void Shard::add_stats(ShardStats& stats) const { stats.reserved_bytes += reserved_bytes_; }
 
 void Shard::forget_arenas_after_fork() {
   lock_.reset_after_fork();
   for (auto& head : runs_with_room_) head = nullptr;
   arenas_ = nullptr;
-  live_allocations_ = 0;
-  in_use_bytes_ = 0;
   reserved_bytes_ = 0;
   empty_committed_pages_ = 0;
 }

@@ -9,21 +9,16 @@
 #include "pages/page_commit.hpp"
 #include "small/arena.hpp"
 #include "small/arena_registry.hpp"
+#include "small/slot.hpp"
+#include "small/slot.hpp"
 #include "support/spin_lock.hpp"
 
 namespace lockbox::small {
 
+// Statistics a shard keeps itself; objects are counted by the threads that allocate them.
+// What a shard counts itself; objects are counted by the threads that allocate them.
 struct ShardStats {
-  std::size_t live_allocations = 0;
-  std::size_t in_use_bytes = 0;
   std::size_t reserved_bytes = 0;
-};
-
-// Where a pointer sits inside an arena.
-struct SlotRef {
-  Run* run;
-  std::size_t slot;
-  unsigned char* address;
 };
 
 class Shard {
@@ -32,6 +27,19 @@ class Shard {
   static constexpr std::size_t kReservePages = 16;
 
   // All of these expect lock() to be held by the caller.
+
+  // Takes up to `wanted` free slots of a class from its runs (committing and locking the pages
+  // under them first), marks them cached and writes them to `out`. Returns how many; 0 with
+  // last_error set when not even one could be had.
+  std::size_t take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
+                         std::uint64_t generation, std::uint32_t my_index,
+                         ArenaRegistry& registry, budget::Budget& budget,
+                         pages::Reclaimer reclaimer);
+  // Gives a cached (zeroed) slot back to its run: drops its page references, and gives the
+  // run's pages back to the arena once it is empty.
+  void return_slot(const SlotRef& slot, budget::Budget& budget);
+
+  // One slot without a thread cache: take_slots + hand_out, and take_back + return_slot.
   void* allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
                  std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
                  pages::Reclaimer reclaimer);
@@ -66,15 +74,10 @@ class Shard {
                     pages::Reclaimer reclaimer);
   void link(Run& run);
   void unlink(Run& run);
-  // nullopt-like: run == nullptr when `pointer` is not the start of a slot.
-  SlotRef locate(Arena& arena, const void* pointer);
-  SlotRef locate_live(Arena& arena, const void* pointer);
 
   SpinLock lock_;
   Run* runs_with_room_[kClassCount] = {};
   Arena* arenas_ = nullptr;
-  std::size_t live_allocations_ = 0;
-  std::size_t in_use_bytes_ = 0;
   std::size_t reserved_bytes_ = 0;
   std::size_t empty_committed_pages_ = 0;
 };

@@ -42,3 +42,15 @@ TEST_CASE("aligned requests get classes whose every slot is aligned") {
   }
   CHECK(class_for_aligned_request(kMaxSmallRequest + 1, 32) == kClassCount);
 }
+
+TEST_CASE("slot_index divides exactly for every offset inside every run") {
+  for (std::size_t c = 0; c < kClassCount; ++c) {
+    std::size_t run_bytes = run_pages(c) * lockbox::os::kPageSize;
+    std::size_t wrong = 0;
+    for (std::size_t offset = 0; offset < run_bytes; ++offset) {
+      wrong += slot_index(offset, c) != offset / kSlotSizes[c];
+    }
+    CAPTURE(c);
+    CHECK(wrong == 0);
+  }
+}

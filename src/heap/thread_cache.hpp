@@ -1,0 +1,45 @@
+// A thread's cache of small slots, per size class: frees push zeroed slots here and allocations
+// pop them, with no lock taken. Slots in a cache stay taken from their runs (their pages stay
+// locked); a bin that overflows gives its oldest half back to the shards. The cache also counts
+// the thread's live objects and bytes, so statistics need no shared counter on the fast path.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "small/size_class.hpp"
+#include "small/slot.hpp"
+
+namespace lockbox::heap {
+
+struct ThreadCache {
+  static constexpr std::size_t kMaxSlots = 16;
+
+  // Fewer big slots than small ones: a thread never holds much more than 16 KiB in its cache.
+  static constexpr std::size_t capacity(std::size_t class_index) {
+    std::size_t slot = small::kSlotSizes[class_index];
+    return slot <= 256 ? 16 : slot <= 1024 ? 8 : slot <= 4096 ? 4 : 2;
+  }
+
+  struct Bin {
+    std::uint32_t count = 0;
+    small::SlotRef slots[kMaxSlots];
+  };
+
+  // Only the owning thread writes these (load + store, no read-modify-write); stats() reads them.
+  void count(std::int64_t objects, std::int64_t bytes) {
+    live_objects.store(live_objects.load(std::memory_order_relaxed) + objects,
+                       std::memory_order_relaxed);
+    live_bytes.store(live_bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  }
+
+  Bin bins[small::kClassCount];
+  std::atomic<std::int64_t> live_objects{0};
+  std::atomic<std::int64_t> live_bytes{0};
+  std::uint32_t shard_index = 0;
+  ThreadCache* next = nullptr;  // every live thread's cache, for stats and fork
+  ThreadCache* prev = nullptr;
+};
+
+}  // namespace lockbox::heap
