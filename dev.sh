@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # One entry point for newcomers and CI. Installs what is missing (Debian 12, as root), configures
 # the build once, then:
-#   ./dev.sh demo             build and run the demo
+#   ./dev.sh demo             build and run the demo: a scripted session with the vault example
 #   ./dev.sh test             build and run the whole test suite
 #   ./dev.sh sanitize         the whole suite under ASan+UBSan, the unit tests under TSan
 #   ./dev.sh fuzz [SECONDS]   each fuzz target with libFuzzer+ASan+UBSan (default 60 s each)
 #   ./dev.sh coverage         clang source coverage of src/ from the seed corpora and tests
+#   ./dev.sh bench [--quick]  lockbox against its peers; writes bench/results/
 set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip)
-FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer)
+FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer container_fuzzer)
+BENCH_PACKAGES=(libssl-dev libgcrypt20-dev libbotan-2-dev libmimalloc-dev gnuplot-nox strace)
 
 ensure_packages() {
   local missing=()
@@ -78,7 +80,9 @@ fuzz() {
     corpus=$(mktemp -d /tmp/lockbox-$target-XXXXXX)
     cp fuzz/corpus/$target/* "$corpus/"
     echo "== $target: $seconds s"
-    (cd /tmp && "$OLDPWD/$dir/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
+    # Undefined behaviour is a finding too: stop at the first report.
+    (cd /tmp && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      "$OLDPWD/$dir/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
       -dict="$OLDPWD/fuzz/$target.dict" -artifact_prefix="/tmp/$target-" "$corpus" 2>&1) |
       grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|^Done|ERROR|SUMMARY|Test unit written" || true
     # libFuzzer leaves crash-* / leak-* / timeout-* artifacts when it finds something.
@@ -120,7 +124,7 @@ case "$command" in
     ensure_packages "${PACKAGES[@]}"
     configure "$BUILD_DIR"
     meson compile -C "$BUILD_DIR" >/dev/null
-    "$BUILD_DIR/examples/demo" "$@"
+    bash examples/vault_demo.sh "$BUILD_DIR/examples/vault"
     ;;
   test)
     # clang provides FuzzedDataProvider.h, so the fuzz targets replay their corpora here too.
@@ -148,8 +152,25 @@ case "$command" in
     ensure_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
     coverage
     ;;
+  bench)
+    ensure_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
+    configure build-bench -Dbench=true -Dtests=false -Dbuildtype=release
+    meson compile -C build-bench >/dev/null
+    mkdir -p bench/results
+    build-bench/bench/lockbox_bench --out bench/results "$@"
+    gnuplot -c bench/chart.gp bench/results/results.csv bench/results/chart.png
+    # Steady state makes no mmap/mprotect/mlock/munlock/madvise: ten times the operations, the
+    # same system calls (all of them from start-up and warm-up).
+    for operations in 100000 1000000; do
+      strace -f -c -e trace=mmap,munmap,mprotect,mlock,munlock,madvise -o "bench/results/.strace" \
+        build-bench/bench/lockbox_bench --steady $operations >/dev/null
+      echo "$operations operations: $(grep total bench/results/.strace | awk '{print $4}') memory system calls"
+    done | tee bench/results/syscalls.txt
+    rm -f bench/results/.strace
+    echo "bench: results in bench/results/ (results.md, results.csv, chart.png, syscalls.txt)"
+    ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

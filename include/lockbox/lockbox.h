@@ -62,6 +62,32 @@ LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strdup(const char* s)
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strndup(const char* s, size_t n);
 
 /* ------------------------------------------------------------------------------------------
+ * Guarded secrets
+ * A secret on its own locked pages between guard pages, which the owner switches between
+ * no access, read-only and read-write: keep it LOCKBOX_NOACCESS at rest, open it only while
+ * using it. lockbox_free zeroes and frees it whatever its protection; lockbox_realloc moves it to
+ * a new guarded secret (read-write). Costs at least one page (plus two guard pages of address
+ * space) per secret: for many small keys use lockbox_malloc.
+ * ------------------------------------------------------------------------------------------ */
+
+typedef enum lockbox_protection {
+  LOCKBOX_NOACCESS = 0,
+  LOCKBOX_READONLY = 1,
+  LOCKBOX_READWRITE = 2
+} lockbox_protection;
+
+/* Starts read-write. NULL + errno (ENOMEM) + lockbox_last_error() on failure. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_SIZE(1) void* lockbox_guarded_alloc(
+    size_t size);
+/* 0, or -1 with errno EINVAL when ptr is not a live guarded secret or protection is unknown. */
+LOCKBOX_API int lockbox_protect(void* ptr, lockbox_protection protection);
+
+/* Constant-time comparison: 1 if the len bytes at a and b are equal, else 0. */
+LOCKBOX_API int lockbox_memeq(const void* a, const void* b, size_t len);
+/* Zeroing the compiler cannot remove. */
+LOCKBOX_API void lockbox_memzero(void* ptr, size_t len);
+
+/* ------------------------------------------------------------------------------------------
  * Locking memory lockbox did not allocate
  * Locks nest per page: mlock and MADV_DONTDUMP on a page's first lock, munlock and
  * MADV_DODUMP on its last unlock, so two secrets on one page stay locked until both are

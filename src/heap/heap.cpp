@@ -273,10 +273,21 @@ bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
   return shard.range_reads_zero(*arena, pointer, length);
 }
 
+void* Heap::allocate_guarded(std::size_t size) {
+  ReclaimContext context{shards_, kShards, &budget_};
+  void* pointer = large_.allocate(size, kMinAlignment, budget_,
+                                  pages::Reclaimer{&Heap::reclaim_from_shards, &context}, true);
+  if (pointer == nullptr) errno = ENOMEM;
+  return pointer;
+}
+
 void* Heap::reallocate(void* pointer, std::size_t size) {
   std::size_t old_size = usable_size(pointer);
-  void* moved = allocate(size, kMinAlignment);
+  bool guarded = large_.is_guarded(pointer);
+  void* moved = guarded ? allocate_guarded(size) : allocate(size, kMinAlignment);
   if (moved == nullptr) return nullptr;  // the old block is untouched
+  // A guarded secret moves to a new guarded secret, read-write; the old one must be readable.
+  if (guarded) large_.protect(pointer, large::LargeHeap::Protection::kReadOnly);
   std::memcpy(moved, pointer, old_size < size ? old_size : size);
   free(pointer);  // zeroes the old block
   return moved;

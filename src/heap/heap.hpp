@@ -39,9 +39,20 @@ class Heap {
   void* allocate(std::size_t size, std::size_t alignment);
   void free(void* pointer);
   void* reallocate(void* pointer, std::size_t size);
+  // A secret on its own locked pages between guard pages (lockbox_guarded_alloc).
+  void* allocate_guarded(std::size_t size);
+  int protect(void* pointer, large::LargeHeap::Protection protection) {
+    return large_.protect(pointer, protection);
+  }
   std::size_t usable_size(const void* pointer);
   bool owns(const void* pointer);
   Stats stats();
+  // Test hook: is `pointer` inside memory lockbox manages for secrets (an arena or the data
+  // pages of a large block)?
+  bool is_lockbox_memory(const void* pointer) {
+    return registry_.find(pointer) != nullptr ||
+           large_.contains_data_page(reinterpret_cast<std::uintptr_t>(pointer) & ~std::uintptr_t{4095});
+  }
   // Test hook for freed memory: true if the range reads zero or was given back to the kernel.
   bool freed_range_reads_zero(const void* pointer, std::size_t length);
   budget::Budget& budget() { return budget_; }

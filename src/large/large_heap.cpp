@@ -26,7 +26,7 @@ std::size_t LargeHeap::mapping_bytes(const Block& block) const {
 }
 
 void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budget& budget,
-                          pages::Reclaimer reclaimer) {
+                          pages::Reclaimer reclaimer, bool guarded) {
   // Beyond a page of alignment, the aligned start may sit up to alignment - page bytes in.
   std::size_t padding = alignment > kPage ? alignment - kPage : 0;
   std::size_t limit = SIZE_MAX / 2;
@@ -37,7 +37,7 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   }
   std::size_t data_pages = (size + padding + kPage - 1) / kPage;
   if (data_pages == 0) data_pages = 1;
-  Block block{nullptr, data_pages, size, true, false};
+  Block block{nullptr, data_pages, size, true, false, guarded, Protection::kReadWrite};
   void* mapping = nullptr;
   if (int err = os::reserve(mapping_bytes(block), &mapping)) {
     errno = ENOMEM;
@@ -100,6 +100,11 @@ bool LargeHeap::free(void* pointer, budget::Budget& budget, std::uintptr_t* mapp
   }
   unsigned char* data = block.mapping + kPage;
   std::size_t data_bytes = block.data_pages * kPage;
+  // A guarded secret is freed whatever its protection (libsodium #215 forgot this).
+  if (!block.inherited && block.protection != Protection::kReadWrite &&
+      os::protect_read_write(data, data_bytes) != 0) {
+    report::fatal_os_failure("mprotect", data);
+  }
   if (!block.inherited) {
     auto* bytes = static_cast<unsigned char*>(pointer);
     std::size_t tail = static_cast<std::size_t>(data + data_bytes - bytes);
@@ -121,6 +126,33 @@ bool LargeHeap::free(void* pointer, budget::Budget& budget, std::uintptr_t* mapp
   *mapping = reinterpret_cast<std::uintptr_t>(block.mapping);
   *mapping_size = mapping_bytes(block);
   return true;
+}
+
+int LargeHeap::protect(void* pointer, Protection protection) {
+  SpinLockGuard guard(lock_);
+  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  if (found == blocks_.end() || !found->second.guarded) {
+    set_last_error("lockbox_protect: %p is not a live secret from lockbox_guarded_alloc", pointer);
+    return EINVAL;
+  }
+  Block& block = found->second;
+  unsigned char* data = block.mapping + kPage;
+  std::size_t bytes = block.data_pages * kPage;
+  int err = protection == Protection::kNoAccess  ? os::protect_none(data, bytes)
+            : protection == Protection::kReadOnly ? os::protect_read(data, bytes)
+                                                  : os::protect_read_write(data, bytes);
+  if (err != 0) {
+    set_last_error("lockbox_protect: mprotect failed (%s)", std::strerror(err));
+    return err;
+  }
+  block.protection = protection;
+  return 0;
+}
+
+bool LargeHeap::is_guarded(const void* pointer) {
+  SpinLockGuard guard(lock_);
+  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  return found != blocks_.end() && found->second.guarded;
 }
 
 bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {

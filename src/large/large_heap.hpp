@@ -23,8 +23,14 @@ struct LargeStats {
 class LargeHeap {
  public:
   // nullptr with last_error set on failure. `alignment` is a power of two >= 16.
+  // `guarded`: a guarded secret (lockbox_guarded_alloc), whose pages the owner may switch
+  // between no-access, read-only and read-write with protect().
   void* allocate(std::size_t size, std::size_t alignment, budget::Budget& budget,
-                 pages::Reclaimer reclaimer);
+                 pages::Reclaimer reclaimer, bool guarded = false);
+  enum class Protection { kNoAccess, kReadOnly, kReadWrite };
+  // 0, or EINVAL when `pointer` is not a live guarded secret (last_error set).
+  int protect(void* pointer, Protection protection);
+  bool is_guarded(const void* pointer);
   // False if `pointer` is not a live large block (the caller decides what that means).
   // On success *mapping / *mapping_bytes say which address range is gone.
   bool free(void* pointer, budget::Budget& budget, std::uintptr_t* mapping,
@@ -46,6 +52,8 @@ class LargeHeap {
     std::size_t size;        // requested bytes
     bool locked;             // false: committed unlocked under BEST_EFFORT
     bool inherited;          // from the parent process, wiped on fork
+    bool guarded;            // a guarded secret: protection may change
+    Protection protection;
   };
   std::size_t mapping_bytes(const Block& block) const;
 

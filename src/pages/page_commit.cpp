@@ -96,8 +96,8 @@ bool application_locks_everything(budget::Budget& budget) {
   return future_locked;
 }
 
-void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked) {
-  bool keep_application_lock = locked && application_locks_everything(budget);
+void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
+             bool keep_application_lock) {
   if (locked) {
     if (!keep_application_lock && os::unlock(addr, bytes) != 0) {
       report::fatal_os_failure("munlock", addr);

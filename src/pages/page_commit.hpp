@@ -36,7 +36,8 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
 bool application_locks_everything(budget::Budget& budget);
 
 // Returns committed pages to the reserved state; their contents must already be zero. Never
-// munlocks when the application locks everything.
-void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked);
+// munlocks when `application_locks_everything` (the caller asked once for a batch).
+void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
+             bool application_locks_everything);
 
 }  // namespace lockbox::pages

@@ -31,6 +31,10 @@ void write_canary(unsigned char* base, std::size_t from, std::size_t to) {
   std::uint64_t word = canary_word(base);
   std::size_t i = from;
   for (; i < to && i % 8 != 0; ++i) base[i] = pattern_byte(word, i);
+  for (; i + 32 <= to; i += 32) {
+    std::uint64_t words[4] = {word, word, word, word};
+    std::memcpy(base + i, words, 32);
+  }
   for (; i + 8 <= to; i += 8) std::memcpy(base + i, &word, 8);
   for (; i < to; ++i) base[i] = pattern_byte(word, i);
 }
@@ -40,6 +44,11 @@ bool canary_intact(const unsigned char* base, std::size_t from, std::size_t to) 
   std::uint64_t difference = 0;
   std::size_t i = from;
   for (; i < to && i % 8 != 0; ++i) difference |= base[i] ^ pattern_byte(word, i);
+  for (; i + 32 <= to; i += 32) {
+    std::uint64_t stored[4];
+    std::memcpy(stored, base + i, 32);
+    difference |= (stored[0] ^ word) | (stored[1] ^ word) | (stored[2] ^ word) | (stored[3] ^ word);
+  }
   for (; i + 8 <= to; i += 8) {
     std::uint64_t stored;
     std::memcpy(&stored, base + i, 8);

@@ -54,19 +54,31 @@ void Shard::unlink(Run& run) {
 Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
                        std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget) {
   std::size_t pages = run_pages(class_index);
-  Arena* arena = arenas_;
+  // First choice: unowned pages that are still committed (empty pages in the reserve), so a
+  // new run costs no syscall; else the first unowned pages that fit.
+  Arena* arena = nullptr;
   std::size_t first = 0;
-  for (; arena != nullptr; arena = arena->next_in_shard) {
-    if (arena->unowned_pages < pages) continue;
-    std::size_t free_in_row = 0;
+  bool committed_found = false;
+  for (Arena* candidate = arenas_; candidate != nullptr && !committed_found;
+       candidate = candidate->next_in_shard) {
+    if (candidate->unowned_pages < pages) continue;
+    std::size_t free_in_row = 0, committed_in_row = 0;
     for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
-      free_in_row = arena->page_run[page] == kNoRun ? free_in_row + 1 : 0;
-      if (free_in_row == pages) {
+      bool unowned = candidate->page_run[page] == kNoRun;
+      free_in_row = unowned ? free_in_row + 1 : 0;
+      committed_in_row =
+          unowned && candidate->page_state[page] == PageState::kLocked ? committed_in_row + 1 : 0;
+      if (committed_in_row == pages) {
+        arena = candidate;
         first = page + 1 - pages;
+        committed_found = true;
         break;
       }
+      if (free_in_row == pages && arena == nullptr) {
+        arena = candidate;
+        first = page + 1 - pages;
+      }
     }
-    if (free_in_row == pages) break;
   }
   if (arena == nullptr) {
     arena = create_arena(generation, my_index);
@@ -123,6 +135,7 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
         case pages::CommitResult::kFailed:
           return false;
       }
+      ++committed_pages_;
     } else {
       --empty_committed_pages_;  // taken back out of the reserve
     }
@@ -142,33 +155,47 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page) {
   return 0;
 }
 
-void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget) {
-  if (--arena.page_refcount[page] != 0) return;
-  if (arena.page_state[page] == PageState::kLocked && empty_committed_pages_ < kReservePages) {
-    ++empty_committed_pages_;
-    return;
-  }
-  pages::release(budget, arena.page_address(page), os::kPageSize,
-                 arena.page_state[page] == PageState::kLocked);
-  arena.page_state[page] = PageState::kReserved;
+std::size_t Shard::reserve_limit() const {
+  std::size_t proportional = committed_pages_ / 2;
+  return proportional > kMinReservePages ? proportional : kMinReservePages;
 }
 
-bool Shard::release_empty_pages(budget::Budget& budget) {
-  bool released = false;
-  for (Arena* arena = arenas_; arena != nullptr; arena = arena->next_in_shard) {
-    for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
-      if (arena->page_refcount[page] != 0 || arena->page_state[page] == PageState::kReserved) {
+void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget) {
+  if (--arena.page_refcount[page] != 0) return;
+  if (arena.page_state[page] == PageState::kLocked) {
+    // Empty locked pages wait in the reserve; when it overflows, half of it goes at once, so
+    // a workload that shrinks and grows around one size makes no syscalls.
+    if (++empty_committed_pages_ > reserve_limit()) trim_reserve(budget, reserve_limit() / 2);
+    return;
+  }
+  // A page BEST_EFFORT could not lock is not worth keeping.
+  pages::release(budget, arena.page_address(page), os::kPageSize, false,
+                 budget.application_locks_all());
+  arena.page_state[page] = PageState::kReserved;
+  --committed_pages_;
+}
+
+bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
+  if (empty_committed_pages_ <= target) return false;
+  // One look at whether the application locks everything covers the whole sweep.
+  bool application_locks = pages::application_locks_everything(budget);
+  for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
+       arena = arena->next_in_shard) {
+    for (std::size_t page = kFirstDataPage;
+         page < kEndDataPage && empty_committed_pages_ > target; ++page) {
+      if (arena->page_refcount[page] != 0 || arena->page_state[page] != PageState::kLocked) {
         continue;
       }
-      pages::release(budget, arena->page_address(page), os::kPageSize,
-                     arena->page_state[page] == PageState::kLocked);
+      pages::release(budget, arena->page_address(page), os::kPageSize, true, application_locks);
       arena->page_state[page] = PageState::kReserved;
-      released = true;
+      --empty_committed_pages_;
+      --committed_pages_;
     }
   }
-  empty_committed_pages_ = 0;
-  return released;
+  return true;
 }
+
+bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
 
 std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
                               std::uint64_t generation, std::uint32_t my_index,
@@ -292,6 +319,7 @@ void Shard::forget_arenas_after_fork() {
   arenas_ = nullptr;
   reserved_bytes_ = 0;
   empty_committed_pages_ = 0;
+  committed_pages_ = 0;
 }
 
 }  // namespace lockbox::small

@@ -23,8 +23,10 @@ struct ShardStats {
 
 class Shard {
  public:
-  // Empty pages kept committed and locked per shard, so alloc/free ping-pong makes no syscalls.
-  static constexpr std::size_t kReservePages = 16;
+  // Empty pages kept committed and locked, so that alloc/free churn makes no syscalls: at least
+  // this many per shard, or half of the shard's committed pages (the budget takes them back
+  // first when it runs short).
+  static constexpr std::size_t kMinReservePages = 64;
 
   // All of these expect lock() to be held by the caller.
 
@@ -59,6 +61,7 @@ class Shard {
   void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
   // Releases every empty committed page; true if any was released.
   bool release_empty_pages(budget::Budget& budget);
+  std::size_t reserve_limit() const;
   void add_stats(ShardStats& stats) const;
 
   SpinLock& lock() { return lock_; }
@@ -72,6 +75,8 @@ class Shard {
   void dissolve_run(Run& run);
   bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                     pages::Reclaimer reclaimer);
+  // Releases empty locked pages until at most `target` remain; true if it released any.
+  bool trim_reserve(budget::Budget& budget, std::size_t target);
   void link(Run& run);
   void unlink(Run& run);
 
@@ -80,6 +85,7 @@ class Shard {
   Arena* arenas_ = nullptr;
   std::size_t reserved_bytes_ = 0;
   std::size_t empty_committed_pages_ = 0;
+  std::size_t committed_pages_ = 0;
 };
 
 }  // namespace lockbox::small

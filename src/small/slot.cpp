@@ -12,15 +12,28 @@ namespace lockbox::small {
 namespace {
 
 bool all_zero(const unsigned char* bytes, std::size_t length) {
-  // Slots are 16-byte aligned and a multiple of 16 long.
+  // Slots are 16-byte aligned and a multiple of 16 long. Eight independent words per step keep
+  // the loads in flight (and let the compiler use vector registers): this check reads every
+  // slot handed out, so its speed is the allocator's.
   std::uint64_t any = 0;
-  for (std::size_t i = 0; i < length; i += 16) {
-    std::uint64_t a, b;
-    std::memcpy(&a, bytes + i, 8);
-    std::memcpy(&b, bytes + i + 8, 8);
-    any |= a | b;
+  std::size_t i = 0;
+  for (; i + 64 <= length; i += 64) {
+    std::uint64_t w[8];
+    std::memcpy(w, bytes + i, 64);
+    any |= (w[0] | w[1]) | (w[2] | w[3]) | (w[4] | w[5]) | (w[6] | w[7]);
+  }
+  for (; i < length; i += 16) {
+    std::uint64_t w[2];
+    std::memcpy(w, bytes + i, 16);
+    any |= w[0] | w[1];
   }
   return any == 0;
+}
+
+// The canary covers the first 64 bytes after the object (a linear overflow must cross them);
+// the rest of a large slack stays zero, and is zeroed again on free with the whole slot.
+std::size_t canary_end(std::size_t size, std::size_t slot_size) {
+  return slot_size - size > kMaxCanaryBytes ? size + kMaxCanaryBytes : slot_size;
 }
 
 }  // namespace
@@ -43,7 +56,7 @@ void hand_out(const SlotRef& ref, std::size_t size) {
   sanitizers::unpoison(ref.address, slot_size);
   if (!all_zero(ref.address, slot_size)) report::fatal_write_after_free(ref.address);
   ref.run->requested[ref.slot] = static_cast<std::uint16_t>(size);
-  write_canary(ref.address, size, slot_size);
+  write_canary(ref.address, size, canary_end(size, slot_size));
   sanitizers::poison(ref.address + size, slot_size - size);
   ref.run->state[ref.slot].store(kSlotLive, std::memory_order_release);
 }
@@ -61,7 +74,9 @@ std::size_t take_back(Arena& arena, void* pointer, SlotRef* out) {
   std::size_t size = ref.run->requested[ref.slot];
   std::size_t slot_size = kSlotSizes[ref.run->class_index];
   sanitizers::unpoison(ref.address, slot_size);
-  if (!canary_intact(ref.address, size, slot_size)) report::fatal_canary_broken(pointer);
+  if (!canary_intact(ref.address, size, canary_end(size, slot_size))) {
+    report::fatal_canary_broken(pointer);
+  }
   secure_zero(ref.address, slot_size);
   sanitizers::poison(ref.address, slot_size);
   *out = ref;

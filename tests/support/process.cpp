@@ -55,6 +55,28 @@ bool for_each_vma(const void* address, std::size_t length, Visit visit) {
   return !gap && covered >= last;
 }
 
+// One line of /proc/self/maps: the range, the permissions ("rw-p"), and the whole line.
+struct Mapping {
+  std::uintptr_t start;
+  std::uintptr_t end;
+  std::string perms;
+  std::string line;
+};
+
+std::vector<Mapping> mappings() {
+  std::vector<Mapping> all;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long start = 0, end = 0;
+    char dash = 0;
+    std::string perms;
+    std::istringstream fields(line);
+    if (fields >> std::hex >> start >> dash >> end >> perms) all.push_back({start, end, perms, line});
+  }
+  return all;
+}
+
 int g_saved_stderr = -1;
 std::FILE* g_capture = nullptr;
 
@@ -77,13 +99,7 @@ long long vmlck_bytes() {
   return -1;
 }
 
-std::size_t mapping_count() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  std::size_t count = 0;
-  while (std::getline(maps, line)) ++count;
-  return count;
-}
+std::size_t mapping_count() { return mappings().size(); }
 
 bool has_flag(const std::string& vm_flags, const char* flag) {
   return vm_flags.find(std::string(" ") + flag) != std::string::npos;
@@ -101,6 +117,45 @@ bool kernel_says_unlocked(const void* address, std::size_t length) {
   for_each_vma(address, length,
                [&](const std::string& flags) { any_locked |= has_flag(flags, "lo"); });
   return !any_locked;
+}
+
+std::string page_protection(const void* address) {
+  auto target = reinterpret_cast<std::uintptr_t>(address);
+  for (const Mapping& mapping : mappings()) {
+    if (target >= mapping.start && target < mapping.end) return mapping.perms.substr(0, 3);
+  }
+  return "";
+}
+
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_ranges() {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+  for (const Mapping& mapping : mappings()) {
+    // [vvar] and friends are readable in name only.
+    if (mapping.perms[0] == 'r' && mapping.line.find("[vvar") == std::string::npos &&
+        mapping.line.find("[vsyscall]") == std::string::npos) {
+      ranges.emplace_back(mapping.start, mapping.end);
+    }
+  }
+  return ranges;
+}
+
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> locked_ranges() {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::uintptr_t start = 0, end = 0;
+  while (std::getline(smaps, line)) {
+    unsigned long a = 0, b = 0;
+    char dash = 0;
+    std::istringstream header(line);
+    if (line.rfind("VmFlags:", 0) == 0) {
+      if (has_flag(line, "lo")) ranges.emplace_back(start, end);
+    } else if ((header >> std::hex >> a >> dash >> b) && dash == '-') {
+      start = a;
+      end = b;
+    }
+  }
+  return ranges;
 }
 
 bool kernel_says_dont_dump(const void* address, std::size_t length) {

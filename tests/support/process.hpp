@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace lockbox_test {
 
@@ -15,6 +18,16 @@ std::size_t mapping_count();
 bool kernel_says_locked(const void* address, std::size_t length);
 // True if no page of the range is in a locked VMA.
 bool kernel_says_unlocked(const void* address, std::size_t length);
+// The protection of the page holding `address` as /proc/self/maps shows it: "---", "r--",
+// "rw-", ...; empty if unmapped.
+std::string page_protection(const void* address);
+
+// Every readable mapping of the process, as [start, end) ranges.
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_ranges();
+
+// The address ranges [start, end) of every locked VMA, in ascending order.
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> locked_ranges();
+
 // True if every page of the range is excluded from core dumps (VmFlags "dd").
 bool kernel_says_dont_dump(const void* address, std::size_t length);
 

@@ -1,0 +1,419 @@
+// lockbox's benchmark: every peer, the same workloads, one run, one table. Each peer runs in a
+// forked child of its own (peers keep global state, and one peer's heap must not slow another),
+// and the density measurement runs as an ordinary user with RLIMIT_MEMLOCK = 8 MiB.
+//
+// Usage: lockbox_bench [--quick] [--only NAME] [--out DIR]
+//        lockbox_bench --steady N
+//   --quick      fewer repetitions (a smoke test)
+//   --only NAME  run only the peers whose name starts with NAME
+//   --out DIR    write results.md and results.csv into DIR (default: print only)
+//   --steady N   lockbox only, in this process: warm up, then N operations of each workload;
+//                run it under strace -c with two values of N to see what steady state costs
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "peers.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kHeapBytes = 8u << 20;  // for the peers that need a heap sized up front
+constexpr std::size_t kLiveKeys = 20000;
+constexpr std::size_t kMixedLive = 512;
+constexpr std::size_t kDensityCap = 200000;
+constexpr std::size_t kDensityLimit = 8u << 20;
+
+int g_repetitions = 7;
+
+void clobber(void* p) { __asm__ __volatile__("" : : "r"(p) : "memory"); }
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Runs `body(iterations)` (which returns false on an allocation failure) with enough iterations
+// for ~100 ms, g_repetitions times; returns the median ns per iteration, or -1 on failure.
+template <typename Body>
+double measure(Body body) {
+  std::size_t iterations = 64;
+  for (;;) {
+    auto start = Clock::now();
+    if (!body(iterations)) return -1;
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (ms > 20 || iterations >= (1u << 24)) break;
+    iterations *= 4;
+  }
+  auto once = Clock::now();
+  body(iterations);
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - once).count();
+  iterations = std::max<std::size_t>(16, static_cast<std::size_t>(iterations * 100 / std::max(ms, 1.0)));
+  std::vector<double> samples;
+  for (int r = 0; r < g_repetitions; ++r) {
+    auto start = Clock::now();
+    if (!body(iterations)) return -1;
+    samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
+                      static_cast<double>(iterations));
+  }
+  return median(samples);
+}
+
+double pair_32(const bench::Peer& peer) {
+  return measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      void* key = peer.allocate(32);
+      if (key == nullptr) return false;
+      std::memset(key, static_cast<int>(i), 32);
+      clobber(key);
+      peer.release(key, 32);
+    }
+    return true;
+  });
+}
+
+double live_20k(const bench::Peer& peer) {
+  std::vector<void*> keys(kLiveKeys, nullptr);
+  for (auto& key : keys) {
+    if ((key = peer.allocate(32)) == nullptr) return -1;
+    std::memset(key, 1, 32);
+  }
+  std::mt19937 random(42);
+  std::vector<std::uint32_t> victims(1 << 16);
+  for (auto& v : victims) v = random() % kLiveKeys;
+  double ns = measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint32_t v = victims[i & (victims.size() - 1)];
+      peer.release(keys[v], 32);
+      if ((keys[v] = peer.allocate(32)) == nullptr) return false;
+      std::memset(keys[v], static_cast<int>(i), 32);
+    }
+    return true;
+  });
+  for (void* key : keys) {
+    if (key != nullptr) peer.release(key, 32);
+  }
+  return ns;
+}
+
+// Mixed sizes, log-uniform in 16 B .. 4 KiB, 512 live, every byte written.
+struct MixedPlan {
+  std::vector<std::uint32_t> sizes;
+  std::vector<std::uint32_t> victims;
+  explicit MixedPlan(unsigned seed) : sizes(1 << 16), victims(1 << 16) {
+    std::mt19937 random(seed);
+    std::uniform_real_distribution<double> exponent(std::log(16.0), std::log(4096.0));
+    for (auto& s : sizes) s = static_cast<std::uint32_t>(std::exp(exponent(random)));
+    for (auto& v : victims) v = random() % kMixedLive;
+  }
+};
+
+bool mixed_ops(const bench::Peer& peer, const MixedPlan& plan, std::size_t n,
+               std::vector<std::pair<void*, std::size_t>>& live) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t k = i & (plan.sizes.size() - 1);
+    auto& [block, size] = live[plan.victims[k]];
+    if (block != nullptr) peer.release(block, size);
+    size = plan.sizes[k];
+    if ((block = peer.allocate(size)) == nullptr) return false;
+    std::memset(block, static_cast<int>(i), size);
+  }
+  return true;
+}
+
+void release_all(const bench::Peer& peer, std::vector<std::pair<void*, std::size_t>>& live) {
+  for (auto& [block, size] : live) {
+    if (block != nullptr) peer.release(block, size);
+    block = nullptr;
+  }
+}
+
+double mixed(const bench::Peer& peer) {
+  MixedPlan plan(7);
+  std::vector<std::pair<void*, std::size_t>> live(kMixedLive, {nullptr, 0});
+  double ns = measure([&](std::size_t n) { return mixed_ops(peer, plan, n, live); });
+  release_all(peer, live);
+  return ns;
+}
+
+// Two long-lived threads (as a server's workers are), each with its own 512 live blocks: ns per
+// operation of the pair (wall time over both threads' operations), so that the single-thread
+// figure divided by this one is the speed-up.
+double mixed_two_threads(const bench::Peer& peer) {
+  MixedPlan plans[2] = {MixedPlan(11), MixedPlan(13)};
+  std::vector<std::pair<void*, std::size_t>> live[2] = {
+      std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0}),
+      std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0})};
+  std::atomic<std::size_t> round{0}, done{0}, operations{0};
+  std::atomic<bool> ok{true}, stop{false};
+  auto worker = [&](int t) {
+    for (std::size_t seen = 0;;) {
+      while (round.load() == seen && !stop.load()) std::this_thread::yield();
+      if (stop.load()) break;
+      seen = round.load();
+      if (!mixed_ops(peer, plans[t], operations.load(), live[t])) ok = false;
+      done.fetch_add(1);
+    }
+    release_all(peer, live[t]);
+  };
+  // A peer that exhausted the process's mappings (libsodium: 4 per allocation) leaves no room
+  // for a thread's stack: report the workload as failed.
+  std::thread a, b;
+  try {
+    a = std::thread(worker, 0);
+    b = std::thread(worker, 1);
+  } catch (const std::system_error&) {
+    stop = true;
+    if (a.joinable()) a.join();
+    return -1;
+  }
+  double ns = measure([&](std::size_t n) {
+    done = 0;
+    operations = n;
+    round.fetch_add(1);
+    while (done.load() < 2) std::this_thread::yield();
+    return ok.load();
+  });
+  stop = true;
+  a.join();
+  b.join();
+  return ns < 0 ? ns : ns / 2;  // n operations on each thread
+}
+
+// How many live 32-byte keys end up in locked memory, as an ordinary user with 8 MiB.
+std::string density(const bench::Peer& peer) {
+  std::string why = lockbox_test::become_unprivileged(kDensityLimit);
+  if (!why.empty()) return "error " + why;
+  peer.start(kDensityLimit);
+  std::size_t maps_before = lockbox_test::mapping_count();
+  std::vector<void*> keys;
+  keys.reserve(kDensityCap);
+  while (keys.size() < kDensityCap) {
+    void* key = peer.allocate(32);
+    if (key == nullptr) break;
+    std::memset(key, 0x33, 32);
+    keys.push_back(key);
+  }
+  std::size_t maps = lockbox_test::mapping_count() - maps_before;
+  auto ranges = lockbox_test::locked_ranges();
+  std::size_t locked = 0;
+  for (void* key : keys) {
+    auto address = reinterpret_cast<std::uintptr_t>(key);
+    auto after = std::upper_bound(ranges.begin(), ranges.end(),
+                                  std::make_pair(address, UINTPTR_MAX));
+    locked += after != ranges.begin() && std::prev(after)->second >= address + 32;
+  }
+  long long vmlck = lockbox_test::vmlck_bytes();
+  std::ostringstream out;
+  out << "allocated " << keys.size() << " locked " << locked << " mappings " << maps
+      << " vmlck_kib " << vmlck / 1024;
+  return out.str();
+}
+
+std::map<std::string, std::string> run_in_child(const std::string& what, const bench::Peer& peer) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    // Each figure goes out as soon as it exists, so a peer that dies later still reports it.
+    auto report = [&](const std::string& key, const std::string& value) {
+      std::string line = key + " " + value + "\n";
+      if (write(pipe_fds[1], line.data(), line.size()) < 0) _exit(1);
+    };
+    if (what == "density") {
+      report("density", density(peer));
+    } else {
+      report("started", peer.start(kHeapBytes) ? "1" : "0");
+      report("pair", std::to_string(pair_32(peer)));
+      report("live", std::to_string(live_20k(peer)));
+      report("mixed", std::to_string(mixed(peer)));
+      report("mixed2", std::to_string(mixed_two_threads(peer)));
+    }
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  std::string text;
+  char buffer[512];
+  ssize_t got;
+  while ((got = read(pipe_fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(got));
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::map<std::string, std::string> result;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto space = line.find(' ');
+    if (space != std::string::npos) result[line.substr(0, space)] = line.substr(space + 1);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) result["crashed"] = std::to_string(status);
+  return result;
+}
+
+std::string machine_description() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, model = "unknown CPU";
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  std::ifstream release("/proc/sys/kernel/osrelease");
+  std::string kernel;
+  std::getline(release, kernel);
+  return model + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores, Linux " + kernel;
+}
+
+std::string format_ns(double ns) {
+  if (ns < 0) return "failed";
+  char text[32];
+  std::snprintf(text, sizeof text, ns < 100 ? "%.1f" : "%.0f", ns);
+  return text;
+}
+
+std::string format_ratio(double ns, double base) {
+  if (ns < 0 || base <= 0) return "—";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2fx", ns / base);
+  return text;
+}
+
+}  // namespace
+
+// Warm-up, then `operations` of each single-thread workload, for counting system calls.
+int steady_state(std::size_t operations) {
+  const bench::Peer& lockbox = bench::available_peers().front();
+  MixedPlan plan(7);
+  std::vector<std::pair<void*, std::size_t>> live(kMixedLive, {nullptr, 0});
+  std::vector<void*> keys(kLiveKeys);
+  for (auto& key : keys) key = lockbox.allocate(32);
+  for (std::size_t round = 0; round < 2; ++round) {
+    std::size_t n = round == 0 ? 100000 : operations;  // round 0 warms up
+    for (std::size_t i = 0; i < n; ++i) {
+      void* key = lockbox.allocate(32);
+      clobber(key);
+      lockbox.release(key, 32);
+      std::size_t v = (i * 7919) % kLiveKeys;
+      lockbox.release(keys[v], 32);
+      keys[v] = lockbox.allocate(32);
+    }
+    if (!mixed_ops(lockbox, plan, n, live)) return 1;
+  }
+  release_all(lockbox, live);
+  for (void* key : keys) lockbox.release(key, 32);
+  std::printf("steady state: %zu operations of each workload done\n", operations);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  std::string only, out_dir;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--steady" && i + 1 < argc) return steady_state(std::strtoul(argv[++i], nullptr, 10));
+    if (arg == "--quick") {
+      g_repetitions = 3;
+    } else if (arg == "--only" && i + 1 < argc) {
+      only = argv[++i];
+    } else if (arg == "--out" && i + 1 < argc) {
+      out_dir = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: lockbox_bench [--quick] [--only NAME] [--out DIR]\n");
+      return 2;
+    }
+  }
+  struct Row {
+    std::string name;
+    std::map<std::string, std::string> timing, density;
+  };
+  std::vector<Row> rows;
+  for (const bench::Peer& peer : bench::available_peers()) {
+    if (!only.empty() && std::string(peer.name).rfind(only, 0) != 0) continue;
+    std::fprintf(stderr, "bench: %s\n", peer.name);
+    Row row{peer.name, run_in_child("timing", peer), {}};
+    if (peer.locks_memory) row.density = run_in_child("density", peer);
+    rows.push_back(row);
+  }
+  auto number = [](const std::map<std::string, std::string>& m, const char* key) {
+    auto found = m.find(key);
+    return found == m.end() ? -1.0 : std::atof(found->second.c_str());
+  };
+  double base_pair = -1, base_live = -1, base_mixed = -1;
+  for (const Row& row : rows) {
+    if (row.name.rfind("mimalloc", 0) == 0) {
+      base_pair = number(row.timing, "pair");
+      base_live = number(row.timing, "live");
+      base_mixed = number(row.timing, "mixed");
+    }
+  }
+
+  std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  std::ostringstream md, csv;
+  md << "Run on " << date << ", " << machine_description()
+     << ", as root (density as uid 65534 with RLIMIT_MEMLOCK = 8 MiB), by `./dev.sh bench`.\n"
+     << "ns per operation, median of " << g_repetitions << " runs; ratios are to mimalloc + "
+     << "sodium_memzero in the same run.\n\n"
+     << "| allocator | 32 B alloc+write+free | 20k live: free+alloc | mixed 16 B-4 KiB | "
+        "mixed, 2 threads (per op) | 2-thread speed-up | 32 B keys kept locked (8 MiB, user) | "
+        "mappings for them |\n"
+     << "|---|---|---|---|---|---|---|---|\n";
+  csv << "allocator,pair_ns,live_ns,mixed_ns,mixed_two_threads_ns,keys_locked,mappings\n";
+  for (const Row& row : rows) {
+    double pair = number(row.timing, "pair"), live = number(row.timing, "live");
+    double mix = number(row.timing, "mixed"), mix2 = number(row.timing, "mixed2");
+    std::string keys = "— (not locked)", maps = "—";
+    std::string locked_count = "0", map_count = "0";
+    if (!row.density.empty()) {
+      std::istringstream d(row.density.count("density") ? row.density.at("density") : "");
+      std::string word, allocated, locked, mappings, vmlck;
+      d >> word >> allocated >> word >> locked >> word >> mappings >> word >> vmlck;
+      keys = locked + " of " + allocated;
+      maps = mappings;
+      locked_count = locked;
+      map_count = mappings;
+    }
+    char speedup[32] = "—";
+    if (mix > 0 && mix2 > 0) std::snprintf(speedup, sizeof speedup, "%.2fx", mix / mix2);
+    std::string note = row.timing.count("started") && row.timing.at("started") == "0" ? " (heap not locked)" : "";
+    if (row.timing.count("crashed")) note += " (crashed)";
+    md << "| " << row.name << note << " | " << format_ns(pair) << " (" << format_ratio(pair, base_pair)
+       << ") | " << format_ns(live) << " (" << format_ratio(live, base_live) << ") | "
+       << format_ns(mix) << " (" << format_ratio(mix, base_mixed) << ") | " << format_ns(mix2)
+       << " | " << speedup << " | " << keys << " | " << maps << " |\n";
+    csv << '"' << row.name << "\"," << pair << ',' << live << ',' << mix << ',' << mix2 << ','
+        << locked_count << ',' << map_count << "\n";
+  }
+  if (!bench::missing_peers().empty()) {
+    md << "\nNot measured (not installed at configure time):";
+    for (const auto& name : bench::missing_peers()) md << " " << name << ";";
+    md << "\n";
+  }
+  std::printf("%s", md.str().c_str());
+  if (!out_dir.empty()) {
+    std::ofstream(out_dir + "/results.md") << md.str();
+    std::ofstream(out_dir + "/results.csv") << csv.str();
+  }
+  return 0;
+}
