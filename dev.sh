@@ -43,13 +43,16 @@ configure() {
   fi
 }
 
-# Prints the plain "N passed, N failed" line from meson's machine-readable log of DIR.
+# Prints the plain "N passed, N failed" line from meson's machine-readable log of DIR
+# (testlog.json, or testlog-SETUP.json for a test setup).
 summarise_tests() {
-  python3 - "$1/meson-logs/testlog.json" <<'PY'
-import json, os, sys
-if not os.path.exists(sys.argv[1]):
+  python3 - "$1/meson-logs" <<'PY'
+import glob, json, os, sys
+logs = glob.glob(os.path.join(sys.argv[1], "testlog*.json"))
+if not logs:
     print("tests: 0 passed, 1 failed (the build failed)")
     sys.exit(0)
+sys.argv[1] = logs[0]
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0, "TIMEOUT": 0, "ERROR": 0, "EXPECTEDFAIL": 0, "UNEXPECTEDPASS": 0}
 for line in open(sys.argv[1]):
     result = json.loads(line).get("result")
@@ -63,7 +66,7 @@ PY
 run_tests() {
   local dir=$1 status=0
   shift
-  rm -f "$dir/meson-logs/testlog.json"  # a failed build must not report the last run's results
+  rm -f "$dir"/meson-logs/testlog*.json  # a failed build must not report the last run's results
   meson test -C "$dir" --print-errorlogs "$@" || status=$?
   summarise_tests "$dir"
   return $status
@@ -130,7 +133,13 @@ case "$command" in
     # clang provides FuzzedDataProvider.h, so the fuzz targets replay their corpora here too.
     ensure_packages "${PACKAGES[@]}" clang
     configure "$BUILD_DIR"
-    run_tests "$BUILD_DIR" "$@"
+    echo "== the suite with anonymous arenas (the default backend)"
+    anon_status=0
+    run_tests "$BUILD_DIR" "$@" || anon_status=$?
+    echo "== the suite again with LOCKBOX_BACKEND=auto (memfd_secret arenas)"
+    secretmem_status=0
+    run_tests "$BUILD_DIR" --setup secretmem "$@" || secretmem_status=$?
+    [ $anon_status -eq 0 ] && [ $secretmem_status -eq 0 ]
     ;;
   sanitize)
     ensure_packages "${PACKAGES[@]}" clang

@@ -30,6 +30,13 @@ Peer lockbox_peer() {
           [](void* p, std::size_t) { lockbox_free(p); }, true};
 }
 
+Peer lockbox_secretmem_peer() {
+  return {"lockbox (memfd_secret)",
+          [](std::size_t) { return lockbox_set_backend(LOCKBOX_BACKEND_SECRETMEM) == 0; },
+          [](std::size_t n) { return lockbox_malloc(n); }, [](void* p, std::size_t) { lockbox_free(p); },
+          true};
+}
+
 Peer sodium_peer() {
   return {"libsodium sodium_malloc", [](std::size_t) { return sodium_init() >= 0; },
           [](std::size_t n) { return sodium_malloc(n); }, [](void* p, std::size_t) { sodium_free(p); },
@@ -91,7 +98,7 @@ Peer botan_peer() {
 
 const std::vector<Peer>& available_peers() {
   static const std::vector<Peer> peers = [] {
-    std::vector<Peer> list{lockbox_peer(), sodium_peer()};
+    std::vector<Peer> list{lockbox_peer(), lockbox_secretmem_peer(), sodium_peer()};
 #ifdef BENCH_HAVE_OPENSSL
     list.push_back(openssl_peer());
 #endif

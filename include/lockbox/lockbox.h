@@ -126,6 +126,24 @@ typedef enum lockbox_policy {
 LOCKBOX_API int lockbox_set_policy(lockbox_policy policy);
 LOCKBOX_API lockbox_policy lockbox_get_policy(void);
 
+typedef enum lockbox_backend {
+  /* Default: anonymous memory, locked with mlock. */
+  LOCKBOX_BACKEND_ANON = 0,
+  /* memfd_secret (Linux 5.14+): pages removed from the kernel's direct map, locked by the
+   * kernel, never dumped, absent from forked children. Each 1 MiB arena is charged against
+   * RLIMIT_MEMLOCK in full when it is created. If the kernel refuses (ENOSYS, EPERM, the limit),
+   * allocations fail with the reason. */
+  LOCKBOX_BACKEND_SECRETMEM = 1,
+  /* memfd_secret where the kernel offers it, anonymous memory otherwise. */
+  LOCKBOX_BACKEND_AUTO = 2
+} lockbox_backend;
+
+/* Chooses the backend of arenas created from now on (small allocations; large blocks and
+ * guarded secrets are always anonymous). 0, or -1 with errno EINVAL. The environment variable
+ * LOCKBOX_BACKEND=anon|secretmem|auto sets the initial choice. */
+LOCKBOX_API int lockbox_set_backend(lockbox_backend backend);
+LOCKBOX_API lockbox_backend lockbox_get_backend(void);
+
 /* This thread's last failure as a readable sentence ("no error" before any). */
 LOCKBOX_API const char* lockbox_last_error(void);
 
@@ -138,6 +156,7 @@ typedef struct lockbox_stats {
   size_t peak_locked_bytes; /* the most locked_bytes has been */
   size_t memlock_limit;     /* RLIMIT_MEMLOCK soft limit; SIZE_MAX if unlimited or CAP_IPC_LOCK */
   size_t caller_locked_bytes; /* pages held by lockbox_lock(), each page counted once */
+  size_t secretmem_bytes;     /* bytes of memfd_secret arenas (included in locked_bytes) */
 } lockbox_stats;
 
 /* Fills *out (no-op for NULL). A forked child's stats cover only what it allocated itself. */

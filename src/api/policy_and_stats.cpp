@@ -8,14 +8,21 @@
 
 using lockbox::heap::Heap;
 
+namespace {
+
+int not_one_of(const char* function, const char* type, int value) {
+  lockbox::set_last_error("%s: %d is not a %s", function, value, type);
+  errno = EINVAL;
+  return -1;
+}
+
+}  // namespace
+
 extern "C" {
 
 int lockbox_set_policy(lockbox_policy policy) {
   if (policy != LOCKBOX_POLICY_STRICT && policy != LOCKBOX_POLICY_BEST_EFFORT) {
-    lockbox::set_last_error("lockbox_set_policy: %d is not a lockbox_policy",
-                            static_cast<int>(policy));
-    errno = EINVAL;
-    return -1;
+    return not_one_of("lockbox_set_policy", "lockbox_policy", static_cast<int>(policy));
   }
   Heap::instance().budget().set_policy(static_cast<lockbox::budget::Policy>(policy));
   return 0;
@@ -23,6 +30,19 @@ int lockbox_set_policy(lockbox_policy policy) {
 
 lockbox_policy lockbox_get_policy(void) {
   return static_cast<lockbox_policy>(Heap::instance().budget().policy());
+}
+
+int lockbox_set_backend(lockbox_backend backend) {
+  if (backend != LOCKBOX_BACKEND_ANON && backend != LOCKBOX_BACKEND_SECRETMEM &&
+      backend != LOCKBOX_BACKEND_AUTO) {
+    return not_one_of("lockbox_set_backend", "lockbox_backend", static_cast<int>(backend));
+  }
+  Heap::instance().budget().set_backend(static_cast<lockbox::budget::Backend>(backend));
+  return 0;
+}
+
+lockbox_backend lockbox_get_backend(void) {
+  return static_cast<lockbox_backend>(Heap::instance().budget().backend());
 }
 
 const char* lockbox_last_error(void) { return lockbox::last_error(); }
@@ -38,6 +58,7 @@ void lockbox_get_stats(lockbox_stats* out) {
   out->peak_locked_bytes = stats.peak_locked_bytes;
   out->memlock_limit = stats.memlock_limit;
   out->caller_locked_bytes = stats.caller_locked_bytes;
+  out->secretmem_bytes = stats.secretmem_bytes;
 }
 
 size_t lockbox_describe_options(char* buffer, size_t capacity) {

@@ -37,6 +37,7 @@ void Budget::reset_after_fork() {
   locked_.store(0, std::memory_order_relaxed);
   unlocked_.store(0, std::memory_order_relaxed);
   peak_.store(0, std::memory_order_relaxed);
+  secretmem_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace lockbox::budget

@@ -9,6 +9,11 @@ namespace lockbox::budget {
 
 enum class Policy : int { kStrict = 0, kBestEffort = 1 };
 
+// Where arenas come from: anonymous memory locked with mlock, or memfd_secret (pages outside
+// the kernel's direct map, locked by the kernel); auto = memfd_secret where the kernel offers
+// it, else anonymous.
+enum class Backend : int { kAnonymous = 0, kSecretmem = 1, kAuto = 2 };
+
 class Budget {
  public:
   // Reads RLIMIT_MEMLOCK and CAP_IPC_LOCK from the kernel and follows them when they changed
@@ -33,6 +38,16 @@ class Budget {
   Policy policy() const { return policy_.load(std::memory_order_relaxed); }
   void set_policy(Policy policy) { policy_.store(policy, std::memory_order_relaxed); }
 
+  Backend backend() const { return backend_.load(std::memory_order_relaxed); }
+  void set_backend(Backend backend) { backend_.store(backend, std::memory_order_relaxed); }
+  // Under auto: memfd_secret said ENOSYS or EPERM once; do not ask again.
+  bool secretmem_unavailable() const { return secretmem_unavailable_.load(std::memory_order_relaxed); }
+  void set_secretmem_unavailable() { secretmem_unavailable_.store(true, std::memory_order_relaxed); }
+  // Bytes of arenas mapped from memfd_secret (part of locked_bytes).
+  std::size_t secretmem_bytes() const { return secretmem_.load(std::memory_order_relaxed); }
+  void add_secretmem(std::size_t bytes) { secretmem_.fetch_add(bytes, std::memory_order_relaxed); }
+  void remove_secretmem(std::size_t bytes) { secretmem_.fetch_sub(bytes, std::memory_order_relaxed); }
+
   // The application locks everything itself (mlockall): lockbox must never munlock, or it
   // would undo the application's lock. Set by lockbox_set_mlockall() or detected when a fresh
   // reservation comes back already locked (MCL_FUTURE).
@@ -56,6 +71,9 @@ class Budget {
   std::atomic<Policy> policy_{Policy::kStrict};
   std::atomic<bool> warned_{false};
   std::atomic<bool> application_locks_all_{false};
+  std::atomic<Backend> backend_{Backend::kAnonymous};
+  std::atomic<bool> secretmem_unavailable_{false};
+  std::atomic<std::size_t> secretmem_{0};
 };
 
 }  // namespace lockbox::budget

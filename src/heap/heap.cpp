@@ -62,6 +62,7 @@ Heap::Heap() {
   small::set_canary_secret(secret);
   budget_.refresh_limit();
   budget_.set_policy(options::policy_from_environment());
+  budget_.set_backend(options::backend_from_environment());
   if (!registry_.initialise()) report::fatal_os_failure("mmap (arena registry)", nullptr);
   ::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent, &Heap::after_fork_in_child);
 }
@@ -132,7 +133,8 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
           shard.take_slots(class_index, wanted, bin.slots,
                            generation_.load(std::memory_order_relaxed), cache.shard_index,
                            registry_, budget_,
-                           pages::Reclaimer{&Heap::reclaim_from_shards, &context}));
+                           pages::Reclaimer{&Heap::reclaim_from_shards, &context},
+                           &secretmem_pool_));
     }
     // Out of budget: the slots this thread keeps cached pin locked pages; give them back.
     if (bin.count != 0 || !flush_all(cache)) break;
@@ -147,9 +149,15 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
     std::uint32_t index = 0;
     ReclaimContext context{shards_, index, &budget_};
     SpinLockGuard guard(shards_[index].lock());
-    void* pointer = shards_[index].allocate(
-        size, class_index, generation_.load(std::memory_order_relaxed), index, registry_,
-        budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context});
+    small::SlotRef slot;
+    void* pointer = nullptr;
+    if (shards_[index].take_slots(class_index, 1, &slot,
+                                  generation_.load(std::memory_order_relaxed), index, registry_,
+                                  budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context},
+                                  &secretmem_pool_) == 1) {
+      small::hand_out(slot, size);
+      pointer = slot.address;
+    }
     if (pointer != nullptr) {
       retired_objects_.fetch_add(1, std::memory_order_relaxed);
       retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
@@ -321,6 +329,7 @@ Stats Heap::stats() {
   stats.peak_locked_bytes = budget_.peak_locked_bytes();
   stats.memlock_limit = budget_.limit();
   stats.caller_locked_bytes = caller_locked_pages_.load(std::memory_order_relaxed) * os::kPageSize;
+  stats.secretmem_bytes = budget_.secretmem_bytes();
   return stats;
 }
 
@@ -348,6 +357,9 @@ void Heap::after_fork_in_child() {
   heap.caller_locked_pages_.store(0, std::memory_order_relaxed);
   heap.caller_locks_lock_.reset_after_fork();
   heap.budget_.reset_after_fork();
+  // The child has none of the secret arenas (MADV_DONTFORK) and must not reach them through the
+  // descriptors either.
+  heap.secretmem_pool_.close_after_fork();
   // Only the forking thread lives on. Its cached slots are in inherited (wiped) arenas, and
   // every count starts again from zero.
   heap.caches_ = nullptr;

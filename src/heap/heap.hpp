@@ -12,6 +12,7 @@
 #include "large/large_heap.hpp"
 #include "heap/thread_cache.hpp"
 #include "pages/page_lock_table.hpp"
+#include "pages/secretmem_pool.hpp"
 #include "small/arena_registry.hpp"
 #include "small/shard.hpp"
 
@@ -26,6 +27,7 @@ struct Stats {
   std::size_t peak_locked_bytes;
   std::size_t memlock_limit;
   std::size_t caller_locked_bytes;
+  std::size_t secretmem_bytes;
 };
 
 class Heap {
@@ -98,6 +100,7 @@ class Heap {
   small::ArenaRegistry registry_;
   small::Shard shards_[kShards];
   large::LargeHeap large_;
+  pages::SecretmemPool secretmem_pool_;
   SpinLock caller_locks_lock_;  // taken before any shard's lock
   pages::PageLockTable caller_locks_;
   std::atomic<std::size_t> caller_locked_pages_{0};

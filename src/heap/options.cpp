@@ -18,6 +18,17 @@ budget::Policy policy_from_environment() {
   return budget::Policy::kStrict;
 }
 
+budget::Backend backend_from_environment() {
+  const char* value = os::secure_environment("LOCKBOX_BACKEND");
+  if (value == nullptr || std::strcmp(value, "anon") == 0) return budget::Backend::kAnonymous;
+  if (std::strcmp(value, "secretmem") == 0) return budget::Backend::kSecretmem;
+  if (std::strcmp(value, "auto") == 0) return budget::Backend::kAuto;
+  static const char kWarning[] =
+      "lockbox: warning: LOCKBOX_BACKEND must be 'anon', 'secretmem' or 'auto'; using anon\n";
+  os::write_stderr(kWarning, sizeof kWarning - 1);
+  return budget::Backend::kAnonymous;
+}
+
 namespace {
 
 struct OptionInfo {

@@ -7,8 +7,12 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447  // x86_64, Linux 5.14
+#endif
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -128,6 +132,33 @@ int advise_dont_fork(void* addr, std::size_t bytes) {
 int advise_discard(void* addr, std::size_t bytes) {
   return result_of(::madvise(addr, bytes, MADV_DONTNEED));
 }
+
+namespace {
+std::atomic<int> g_simulated_memfd_secret_error{0};
+}
+
+int memfd_secret_create(int* fd) {
+  if (int simulated = g_simulated_memfd_secret_error.load(std::memory_order_relaxed)) return simulated;
+  long result = ::syscall(SYS_memfd_secret, O_CLOEXEC);
+  if (result < 0) return errno;
+  *fd = static_cast<int>(result);
+  return 0;
+}
+
+void simulate_memfd_secret_error(int error) {
+  g_simulated_memfd_secret_error.store(error, std::memory_order_relaxed);
+}
+
+int set_file_size(int fd, std::size_t bytes) {
+  return result_of(::ftruncate(fd, static_cast<off_t>(bytes)));
+}
+
+int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset) {
+  void* p = ::mmap(addr, bytes, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(offset));
+  return p == MAP_FAILED ? errno : 0;
+}
+
+void close_file(int fd) { ::close(fd); }
 
 std::size_t memlock_soft_limit() {
   struct rlimit limit {};

@@ -34,6 +34,15 @@ int advise_wipe_on_fork(void* addr, std::size_t bytes);
 int advise_dont_fork(void* addr, std::size_t bytes);
 int advise_discard(void* addr, std::size_t bytes);  // MADV_DONTNEED: contents become zero
 
+// memfd_secret(2) (Linux 5.14+): a file whose pages leave the kernel's direct map; O_CLOEXEC.
+int memfd_secret_create(int* fd);
+// Test hook: make memfd_secret_create fail with `error` (0 restores the real call).
+void simulate_memfd_secret_error(int error);
+int set_file_size(int fd, std::size_t bytes);
+// mmap(MAP_SHARED | MAP_FIXED) of [offset, offset+bytes) of `fd` over `addr`, PROT_NONE.
+int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset);
+void close_file(int fd);
+
 // RLIMIT_MEMLOCK soft limit in bytes, SIZE_MAX when unlimited.
 std::size_t memlock_soft_limit();
 // CAP_IPC_LOCK in the effective set: the kernel then ignores RLIMIT_MEMLOCK.

@@ -1,5 +1,7 @@
 // Arena creation: reserve, advise once for the whole arena (no dump, wipe in a forked child),
-// map the metadata apart. Pages are committed later, one run at a time.
+// map the metadata apart. Pages are committed later, one run at a time. With the memfd_secret
+// backend the data pages are secret memory mapped over the reservation, charged whole at once;
+// the guard pages stay anonymous PROT_NONE and cost nothing.
 #include "small/arena.hpp"
 
 #include <cerrno>
@@ -9,18 +11,62 @@
 #include "support/last_error.hpp"
 
 namespace lockbox::small {
+namespace {
 
-Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index) {
+constexpr std::size_t kDataBytes = (kEndDataPage - kFirstDataPage) * os::kPageSize;
+
+// Turns the data pages of a fresh reservation into memfd_secret memory. 0, or why not (the
+// reason in last_error; the reservation is then unusable and must be unmapped).
+int map_secretmem(void* memory, budget::Budget& budget, pages::SecretmemPool& pool,
+                  pages::Reclaimer reclaimer) {
+  unsigned char* data = static_cast<unsigned char*>(memory) + kFirstDataPage * os::kPageSize;
+  if (!pages::charge(budget, kDataBytes, reclaimer)) {
+    pages::explain_over_budget(budget, kDataBytes);
+    return ENOMEM;
+  }
+  int err = pool.map(data, kDataBytes);
+  // Never in a child: MADV_WIPEONFORK is refused on shared mappings, so the child gets none.
+  if (err == 0) err = os::advise_dont_fork(data, kDataBytes);
+  if (err != 0) {
+    budget.release_locked(kDataBytes);
+    set_last_error("cannot map a memfd_secret arena: %s%s", std::strerror(err),
+                   err == ENOSYS   ? " (the kernel lacks memfd_secret; boot with secretmem.enable=1)"
+                   : err == EPERM  ? " (a seccomp filter forbids memfd_secret)"
+                   : err == EAGAIN ? " (RLIMIT_MEMLOCK: the whole arena is charged at once)"
+                                   : "");
+    return err;
+  }
+  budget.add_secretmem(kDataBytes);
+  return 0;
+}
+
+}  // namespace
+
+Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget::Budget& budget,
+                    pages::SecretmemPool* pool, pages::Reclaimer reclaimer) {
+  budget::Backend backend = pool == nullptr ? budget::Backend::kAnonymous : budget.backend();
+  bool secretmem = backend == budget::Backend::kSecretmem ||
+                   (backend == budget::Backend::kAuto && !budget.secretmem_unavailable());
   void* memory = nullptr;
   if (int err = os::reserve_aligned(kArenaBytes, kArenaBytes, &memory)) {
     set_last_error("cannot reserve a %zu-byte arena: mmap failed (%s)", kArenaBytes,
                    std::strerror(err));
     return nullptr;
   }
+  if (secretmem) {
+    int err = map_secretmem(memory, budget, *pool, reclaimer);
+    if (err != 0) {
+      os::unmap(memory, kArenaBytes);
+      if (backend == budget::Backend::kSecretmem) return nullptr;  // asked for, not had: fail
+      // auto: anonymous memory instead; a kernel without memfd_secret will not grow one.
+      if (err == ENOSYS || err == EPERM) budget.set_secretmem_unavailable();
+      return create_arena(generation, shard_index, budget, nullptr, reclaimer);
+    }
+  }
   // Advice is set on the whole reservation before any page is committed, so no secret page
   // ever exists without it. Each advice is its own checked call.
   int err = os::advise_dont_dump(memory, kArenaBytes);
-  if (err == 0) {
+  if (err == 0 && !secretmem) {
     err = os::advise_wipe_on_fork(memory, kArenaBytes);
     // Kernels before 4.14 lack MADV_WIPEONFORK: drop the arena from children instead.
     if (err == EINVAL) err = os::advise_dont_fork(memory, kArenaBytes);
@@ -29,6 +75,10 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index) {
   if (err == 0) err = os::map_metadata(sizeof(Arena), &metadata);
   if (err != 0) {
     os::unmap(memory, kArenaBytes);
+    if (secretmem) {
+      budget.release_locked(kDataBytes);
+      budget.remove_secretmem(kDataBytes);
+    }
     set_last_error("cannot prepare a new arena: %s", std::strerror(err));
     return nullptr;
   }
@@ -37,9 +87,10 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index) {
   arena->generation = generation;
   arena->shard_index = shard_index;
   arena->unowned_pages = kEndDataPage - kFirstDataPage;
+  arena->secretmem = secretmem;
   os::PageInfo first_page;
   arena->locked_by_application =
-      os::describe_pages(memory, 1, &first_page) == 0 && first_page.locked;
+      !secretmem && os::describe_pages(memory, 1, &first_page) == 0 && first_page.locked;
   for (std::size_t page = 0; page < kArenaPages; ++page) {
     arena->page_refcount[page] = 0;
     arena->page_state[page] = PageState::kReserved;

@@ -7,7 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "budget/budget.hpp"
 #include "os/os.hpp"
+#include "pages/page_commit.hpp"
+#include "pages/secretmem_pool.hpp"
 #include "small/size_class.hpp"
 #include "small/slot_bitmap.hpp"
 
@@ -58,6 +61,9 @@ struct Arena {
   std::uint32_t unowned_pages = 0;  // data pages no run owns
   // The reservation came back locked: the application called mlockall(MCL_FUTURE).
   bool locked_by_application = false;
+  // The data pages are memfd_secret memory: locked (and charged) whole from the start, never
+  // mlocked, munlocked or discarded page by page, absent from a forked child.
+  bool secretmem = false;
   // Live objects overlapping each page, plus nested locks taken by lockbox_lock().
   std::uint16_t page_refcount[kArenaPages];
   PageState page_state[kArenaPages];
@@ -71,7 +77,9 @@ struct Arena {
   }
 };
 
-// Maps the arena's memory (guards included) and its metadata; nullptr with last_error set.
-Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index);
+// Maps the arena's memory (guards included) and its metadata, from the budget's backend;
+// nullptr with last_error set. `pool` may be null (anonymous memory only).
+Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget::Budget& budget,
+                    pages::SecretmemPool* pool, pages::Reclaimer reclaimer);
 
 }  // namespace lockbox::small

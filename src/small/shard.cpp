@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "os/os.hpp"
+
 #include "report/report.hpp"
 #include "support/sanitizers.hpp"
 #include "support/last_error.hpp"
@@ -52,7 +54,8 @@ void Shard::unlink(Run& run) {
 }
 
 Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
-                       std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget) {
+                       std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
+                       pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
   std::size_t pages = run_pages(class_index);
   // First choice: unowned pages that are still committed (empty pages in the reserve), so a
   // new run costs no syscall; else the first unowned pages that fit.
@@ -81,7 +84,7 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
     }
   }
   if (arena == nullptr) {
-    arena = create_arena(generation, my_index);
+    arena = create_arena(generation, my_index, budget, pool, reclaimer);
     if (arena == nullptr) return nullptr;
     if (!registry.insert(arena)) {
       // The registry is full: the arena is unusable. Its mappings are left to the process
@@ -124,7 +127,14 @@ void Shard::dissolve_run(Run& run) {
 bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                          pages::Reclaimer reclaimer) {
   if (arena.page_refcount[page] == 0) {
-    if (arena.page_state[page] == PageState::kReserved) {
+    if (arena.page_state[page] == PageState::kReserved && arena.secretmem) {
+      // Secret memory is locked and charged already: the page only needs to be accessible.
+      if (int err = os::protect_read_write(arena.page_address(page), os::kPageSize)) {
+        set_last_error("cannot commit a memfd_secret page: mprotect failed (%s)", std::strerror(err));
+        return false;
+      }
+      arena.page_state[page] = PageState::kLocked;
+    } else if (arena.page_state[page] == PageState::kReserved) {
       switch (pages::commit(budget, arena.page_address(page), os::kPageSize, reclaimer)) {
         case pages::CommitResult::kLocked:
           arena.page_state[page] = PageState::kLocked;
@@ -136,7 +146,7 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
           return false;
       }
       ++committed_pages_;
-    } else {
+    } else if (!arena.secretmem) {
       --empty_committed_pages_;  // taken back out of the reserve
     }
   }
@@ -151,7 +161,7 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page) {
   }
   // Leave room for the objects that may still land on the page (at most 256).
   if (arena.page_refcount[page] >= UINT16_MAX - kMaxRunSlots) return EOVERFLOW;
-  if (arena.page_refcount[page]++ == 0) --empty_committed_pages_;
+  if (arena.page_refcount[page]++ == 0 && !arena.secretmem) --empty_committed_pages_;
   return 0;
 }
 
@@ -162,6 +172,9 @@ std::size_t Shard::reserve_limit() const {
 
 void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget) {
   if (--arena.page_refcount[page] != 0) return;
+  // Secret memory cannot be discarded page by page (no MADV_DONTNEED): an empty page stays
+  // committed, zero and locked, and costs nothing more than the arena already does.
+  if (arena.secretmem) return;
   if (arena.page_state[page] == PageState::kLocked) {
     // Empty locked pages wait in the reserve; when it overflows, half of it goes at once, so
     // a workload that shrinks and grows around one size makes no syscalls.
@@ -181,6 +194,7 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   bool application_locks = pages::application_locks_everything(budget);
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {
+    if (arena->secretmem) continue;
     for (std::size_t page = kFirstDataPage;
          page < kEndDataPage && empty_committed_pages_ > target; ++page) {
       if (arena->page_refcount[page] != 0 || arena->page_state[page] != PageState::kLocked) {
@@ -200,12 +214,12 @@ bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(bu
 std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
                               std::uint64_t generation, std::uint32_t my_index,
                               ArenaRegistry& registry, budget::Budget& budget,
-                              pages::Reclaimer reclaimer) {
+                              pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
   std::size_t taken = 0;
   while (taken < wanted) {
     Run* run = runs_with_room_[class_index];
     if (run == nullptr) {
-      run = create_run(class_index, generation, my_index, registry, budget);
+      run = create_run(class_index, generation, my_index, registry, budget, reclaimer, pool);
       if (run == nullptr) break;
     }
     std::size_t slot = run->used.first_clear(run_slots(class_index));

@@ -33,10 +33,11 @@ class Shard {
   // Takes up to `wanted` free slots of a class from its runs (committing and locking the pages
   // under them first), marks them cached and writes them to `out`. Returns how many; 0 with
   // last_error set when not even one could be had.
+  // `pool` serves memfd_secret arenas; null means anonymous memory only.
   std::size_t take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
                          std::uint64_t generation, std::uint32_t my_index,
                          ArenaRegistry& registry, budget::Budget& budget,
-                         pages::Reclaimer reclaimer);
+                         pages::Reclaimer reclaimer, pages::SecretmemPool* pool = nullptr);
   // Gives a cached (zeroed) slot back to its run: drops its page references, and gives the
   // run's pages back to the arena once it is empty.
   void return_slot(const SlotRef& slot, budget::Budget& budget);
@@ -71,7 +72,8 @@ class Shard {
 
  private:
   Run* create_run(std::size_t class_index, std::uint64_t generation, std::uint32_t my_index,
-                  ArenaRegistry& registry, budget::Budget& budget);
+                  ArenaRegistry& registry, budget::Budget& budget, pages::Reclaimer reclaimer,
+                  pages::SecretmemPool* pool);
   void dissolve_run(Run& run);
   bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                     pages::Reclaimer reclaimer);

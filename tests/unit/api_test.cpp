@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "heap/heap.hpp"
@@ -326,6 +327,24 @@ TEST_CASE("blocks freed by another thread, with more threads than shards") {
   for (auto& thread : threads) thread.join();
   CHECK(errors == 0);
   CHECK(stats_now().live_allocations == before.live_allocations);
+}
+
+TEST_CASE("the backend LOCKBOX_BACKEND names is the one in use") {
+  const char* chosen = std::getenv("LOCKBOX_BACKEND");
+  std::string backend = chosen == nullptr ? "anon" : chosen;
+  // Does this kernel offer memfd_secret at all? (auto falls back when it does not.)
+  long fd = syscall(447, 0);
+  bool kernel_has_secretmem = fd >= 0;
+  if (fd >= 0) close(static_cast<int>(fd));
+  void* key = lockbox_malloc(32);
+  lockbox_stats stats = stats_now();
+  CAPTURE(backend);
+  if (backend == "anon") CHECK(stats.secretmem_bytes == 0);
+  if (backend == "secretmem" || (backend == "auto" && kernel_has_secretmem)) {
+    CHECK(stats.secretmem_bytes > 0);
+  }
+  CHECK(lockbox_test::vmlck_bytes() == static_cast<long long>(stats.locked_bytes));
+  lockbox_free(key);
 }
 
 TEST_CASE("the options are documented from the list lockbox reads") {

@@ -1,0 +1,40 @@
+// Pieces of a file are never given back: an arena is never unmapped, so its piece lives as long
+// as the process.
+#include "pages/secretmem_pool.hpp"
+
+#include <cerrno>
+
+#include "os/os.hpp"
+
+namespace lockbox::pages {
+
+int SecretmemPool::map(void* address, std::size_t bytes) {
+  SpinLockGuard guard(lock_);
+  if (current_fd_ < 0 || next_offset_ + bytes > kFileBytes) {
+    if (open_count_ == sizeof open_fds_ / sizeof open_fds_[0]) return ENOMEM;
+    int fd = -1;
+    if (int err = os::memfd_secret_create(&fd)) return err;
+    if (int err = os::set_file_size(fd, kFileBytes)) {
+      os::close_file(fd);
+      return err;
+    }
+    current_fd_ = fd;
+    open_fds_[open_count_++] = fd;
+    next_offset_ = 0;
+    ++descriptors_;
+  }
+  if (int err = os::map_file_over(address, bytes, current_fd_, next_offset_)) return err;
+  next_offset_ += bytes;
+  return 0;
+}
+
+void SecretmemPool::close_after_fork() {
+  lock_.reset_after_fork();
+  for (std::size_t i = 0; i < open_count_; ++i) os::close_file(open_fds_[i]);
+  open_count_ = 0;
+  current_fd_ = -1;
+  next_offset_ = 0;
+  descriptors_ = 0;
+}
+
+}  // namespace lockbox::pages
