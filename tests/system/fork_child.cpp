@@ -1,6 +1,7 @@
 // A forked child never sees the parent's secrets (they are wiped), frees the pointers it
 // inherited without crashing, allocates new locked secrets, and its stats start from what it
 // really holds (mlock is not inherited).
+#include <dirent.h>
 #include <lockbox/lockbox.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 #include "support/check.hpp"
 #include "support/process.hpp"
@@ -21,7 +23,25 @@ enum ChildFailure {
   kCannotAllocate = 1 << 3,
   kNewSecretUnlocked = 1 << 4,
   kStatsDisagreeWithKernel = 1 << 5,
+  kSecretmemDescriptorOpen = 1 << 6,
 };
+
+// Does this process hold a descriptor of a memfd_secret file (through which it could map the
+// parent's secrets)?
+bool holds_secretmem_descriptor() {
+  DIR* fds = opendir("/proc/self/fd");
+  bool found = false;
+  while (dirent* entry = fds == nullptr ? nullptr : readdir(fds)) {
+    char path[300], target[256];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%s", entry->d_name);
+    ssize_t length = readlink(path, target, sizeof target - 1);
+    if (length <= 0) continue;
+    target[length] = '\0';
+    found |= std::strstr(target, "secretmem") != nullptr;
+  }
+  if (fds != nullptr) closedir(fds);
+  return found;
+}
 
 bool all_zero(const unsigned char* bytes, std::size_t length) {
   for (std::size_t i = 0; i < length; ++i) {
@@ -39,6 +59,7 @@ int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t 
     failures |= kSawSmallSecret;
   }
   if (!all_zero(large_secret, large_size)) failures |= kSawLargeSecret;
+  if (holds_secretmem_descriptor()) failures |= kSecretmemDescriptorOpen;
   lockbox_stats stats;
   lockbox_get_stats(&stats);
   if (stats.locked_bytes != 0 || stats.live_allocations != 0) failures |= kInheritedStats;
@@ -69,6 +90,7 @@ int main() {
   lockbox_stats stats;
   lockbox_get_stats(&stats);
   bool secretmem = stats.secretmem_bytes > 0;  // LOCKBOX_BACKEND=secretmem or auto
+  CHECK(holds_secretmem_descriptor() == secretmem);  // the check below can tell
   std::printf("small secrets in %s memory\n", secretmem ? "memfd_secret" : "anonymous");
 
   std::fflush(stdout);
