@@ -67,7 +67,8 @@ double measure(Body body) {
   auto once = Clock::now();
   body(iterations);
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - once).count();
-  iterations = std::max<std::size_t>(16, static_cast<std::size_t>(iterations * 100 / std::max(ms, 1.0)));
+  iterations =
+      std::max<std::size_t>(16, static_cast<std::size_t>(iterations * 100 / std::max(ms, 1.0)));
   std::vector<double> samples;
   for (int r = 0; r < g_repetitions; ++r) {
     auto start = Clock::now();
@@ -218,8 +219,8 @@ std::string density(const bench::Peer& peer) {
   std::size_t locked = 0;
   for (void* key : keys) {
     auto address = reinterpret_cast<std::uintptr_t>(key);
-    auto after = std::upper_bound(ranges.begin(), ranges.end(),
-                                  std::make_pair(address, UINTPTR_MAX));
+    auto after =
+        std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(address, UINTPTR_MAX));
     locked += after != ranges.begin() && std::prev(after)->second >= address + 32;
   }
   long long vmlck = lockbox_test::vmlck_bytes();
@@ -255,7 +256,8 @@ std::map<std::string, std::string> run_in_child(const std::string& what, const b
   std::string text;
   char buffer[512];
   ssize_t got;
-  while ((got = read(pipe_fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(got));
+  while ((got = read(pipe_fds[0], buffer, sizeof buffer)) > 0)
+    text.append(buffer, static_cast<std::size_t>(got));
   close(pipe_fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -282,7 +284,8 @@ std::string machine_description() {
   std::ifstream release("/proc/sys/kernel/osrelease");
   std::string kernel;
   std::getline(release, kernel);
-  return model + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores, Linux " + kernel;
+  return model + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores, Linux " +
+         kernel;
 }
 
 std::string format_ns(double ns) {
@@ -330,7 +333,8 @@ int main(int argc, char** argv) {
   std::string only, out_dir;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--steady" && i + 1 < argc) return steady_state(std::strtoul(argv[++i], nullptr, 10));
+    if (arg == "--steady" && i + 1 < argc)
+      return steady_state(std::strtoul(argv[++i], nullptr, 10));
     if (arg == "--quick") {
       g_repetitions = 3;
     } else if (arg == "--only" && i + 1 < argc) {
@@ -396,12 +400,14 @@ int main(int argc, char** argv) {
     }
     char speedup[32] = "—";
     if (mix > 0 && mix2 > 0) std::snprintf(speedup, sizeof speedup, "%.2fx", mix / mix2);
-    std::string note = row.timing.count("started") && row.timing.at("started") == "0" ? " (heap not locked)" : "";
+    std::string note =
+        row.timing.count("started") && row.timing.at("started") == "0" ? " (heap not locked)" : "";
     if (row.timing.count("crashed")) note += " (crashed)";
-    md << "| " << row.name << note << " | " << format_ns(pair) << " (" << format_ratio(pair, base_pair)
-       << ") | " << format_ns(live) << " (" << format_ratio(live, base_live) << ") | "
-       << format_ns(mix) << " (" << format_ratio(mix, base_mixed) << ") | " << format_ns(mix2)
-       << " | " << speedup << " | " << keys << " | " << maps << " |\n";
+    md << "| " << row.name << note << " | " << format_ns(pair) << " ("
+       << format_ratio(pair, base_pair) << ") | " << format_ns(live) << " ("
+       << format_ratio(live, base_live) << ") | " << format_ns(mix) << " ("
+       << format_ratio(mix, base_mixed) << ") | " << format_ns(mix2) << " | " << speedup << " | "
+       << keys << " | " << maps << " |\n";
     csv << '"' << row.name << "\"," << pair << ',' << live << ',' << mix << ',' << mix2 << ','
         << locked_count << ',' << map_count << "\n";
   }

@@ -33,14 +33,14 @@ Peer lockbox_peer() {
 Peer lockbox_secretmem_peer() {
   return {"lockbox (memfd_secret)",
           [](std::size_t) { return lockbox_set_backend(LOCKBOX_BACKEND_SECRETMEM) == 0; },
-          [](std::size_t n) { return lockbox_malloc(n); }, [](void* p, std::size_t) { lockbox_free(p); },
-          true};
+          [](std::size_t n) { return lockbox_malloc(n); },
+          [](void* p, std::size_t) { lockbox_free(p); }, true};
 }
 
 Peer sodium_peer() {
   return {"libsodium sodium_malloc", [](std::size_t) { return sodium_init() >= 0; },
-          [](std::size_t n) { return sodium_malloc(n); }, [](void* p, std::size_t) { sodium_free(p); },
-          true};
+          [](std::size_t n) { return sodium_malloc(n); },
+          [](void* p, std::size_t) { sodium_free(p); }, true};
 }
 
 Peer glibc_peer() {
@@ -82,8 +82,8 @@ Peer gcrypt_peer() {
             gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
             return true;
           },
-          [](std::size_t n) { return gcry_malloc_secure(n); }, [](void* p, std::size_t) { gcry_free(p); },
-          true};
+          [](std::size_t n) { return gcry_malloc_secure(n); },
+          [](void* p, std::size_t) { gcry_free(p); }, true};
 }
 #endif
 

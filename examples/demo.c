@@ -43,8 +43,8 @@ int main(void) {
   char* passphrase;
   size_t i;
 
-  printf("lockbox demo: %d keys of %d bytes in locked, guarded, undumpable memory\n\n",
-         KEY_COUNT, KEY_BYTES);
+  printf("lockbox demo: %d keys of %d bytes in locked, guarded, undumpable memory\n\n", KEY_COUNT,
+         KEY_BYTES);
   passphrase = lockbox_strdup("correct horse battery staple");
   if (passphrase == NULL) {
     fprintf(stderr, "demo: %s\n", lockbox_last_error());

@@ -163,18 +163,21 @@ class Vault {
     std::memcpy(header_.check, at, kCheckBytes);
     at += kCheckBytes;
     std::memcpy(header_.nonce, at, kNonceBytes);
-    if (header_.opslimit < crypto_pwhash_OPSLIMIT_MIN || header_.opslimit > crypto_pwhash_OPSLIMIT_MAX ||
-        header_.memlimit < crypto_pwhash_MEMLIMIT_MIN || header_.memlimit > (std::uint64_t{1} << 32)) {
+    if (header_.opslimit < crypto_pwhash_OPSLIMIT_MIN ||
+        header_.opslimit > crypto_pwhash_OPSLIMIT_MAX ||
+        header_.memlimit < crypto_pwhash_MEMLIMIT_MIN ||
+        header_.memlimit > (std::uint64_t{1} << 32)) {
       fail(kDamaged, path_ + " is corrupted: its key parameters are out of range");
     }
     unsigned char check[kCheckBytes];
     derive(passphrase, header_, *key_, check);
-    if (!lockbox::memeq(check, header_.check, kCheckBytes)) fail(kWrongPassphrase, "wrong passphrase");
+    if (!lockbox::memeq(check, header_.check, kCheckBytes))
+      fail(kWrongPassphrase, "wrong passphrase");
 
     std::size_t sealed = file.size() - kHeaderBytes;
     lockbox::vector<unsigned char> plain(sealed - crypto_secretbox_MACBYTES);
-    if (crypto_secretbox_open_easy(plain.data(), file.data() + kHeaderBytes, sealed,
-                                   header_.nonce, key_->data()) != 0) {
+    if (crypto_secretbox_open_easy(plain.data(), file.data() + kHeaderBytes, sealed, header_.nonce,
+                                   key_->data()) != 0) {
       fail(kDamaged, path_ + " is corrupted: its contents fail authentication");
     }
     parse(plain);
@@ -227,7 +230,8 @@ class Vault {
       std::size_t length = 0;
       for (int i = 0; i < 4; ++i) length |= std::size_t{plain[at + i]} << (8 * i);
       at += 4;
-      if (plain.size() - at < length) fail(kDamaged, path_ + " is corrupted: an entry is cut short");
+      if (plain.size() - at < length)
+        fail(kDamaged, path_ + " is corrupted: an entry is cut short");
       text.assign(std::string_view(reinterpret_cast<const char*>(plain.data() + at), length));
       at += length;
     };
@@ -281,8 +285,10 @@ class Vault {
       ::unlink(temporary.c_str());
       fail(kUsage, "cannot replace " + path_ + ": " + std::strerror(errno));
     }
-    std::string directory = path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/'));
-    int dir_fd = ::open(directory.empty() ? "/" : directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    std::string directory =
+        path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/'));
+    int dir_fd =
+        ::open(directory.empty() ? "/" : directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd >= 0) {
       fsync(dir_fd);
       ::close(dir_fd);
@@ -361,9 +367,11 @@ int run(int argc, char** argv) {
       auto& entries = vault.entries();
       std::size_t before = entries.size();
       for (std::size_t i = 0; i < entries.size(); ++i) {
-        if (entries[i].name == name) entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
+        if (entries[i].name == name)
+          entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
       }
-      if (entries.size() == before) fail(kNoEntry, "no entry named '" + std::string(name.c_str()) + "'");
+      if (entries.size() == before)
+        fail(kNoEntry, "no entry named '" + std::string(name.c_str()) + "'");
       vault.save();
     }
   }

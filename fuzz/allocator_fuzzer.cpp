@@ -58,7 +58,8 @@ class Model {
     std::uintptr_t end = start + (size == 0 ? 1 : size);
     auto next = extents_.lower_bound(start);
     if (next != extents_.end() && next->first < end) fail("blocks overlap", pointer);
-    if (next != extents_.begin() && std::prev(next)->second > start) fail("blocks overlap", pointer);
+    if (next != extents_.begin() && std::prev(next)->second > start)
+      fail("blocks overlap", pointer);
     extents_[start] = end;
     std::memset(pointer, fill, size);
     blocks_.push_back({pointer, size, alignment, fill});
@@ -75,7 +76,8 @@ class Model {
   }
 
   static void check_contents(const Block& block) {
-    if (!all_bytes_are(block.pointer, block.size, block.fill)) fail("contents changed", block.pointer);
+    if (!all_bytes_are(block.pointer, block.size, block.fill))
+      fail("contents changed", block.pointer);
   }
 
   void check_stats() const {
@@ -100,10 +102,14 @@ class Model {
 
 std::size_t pick_size(FuzzedDataProvider& data) {
   switch (data.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0: return data.ConsumeIntegralInRange<std::size_t>(0, 64);
-    case 1: return data.ConsumeIntegralInRange<std::size_t>(0, 8200);  // every size class
-    case 2: return data.ConsumeIntegralInRange<std::size_t>(8000, 70000);  // large blocks
-    default: return data.ConsumeIntegralInRange<std::size_t>(0, 300000);
+    case 0:
+      return data.ConsumeIntegralInRange<std::size_t>(0, 64);
+    case 1:
+      return data.ConsumeIntegralInRange<std::size_t>(0, 8200);  // every size class
+    case 2:
+      return data.ConsumeIntegralInRange<std::size_t>(8000, 70000);  // large blocks
+    default:
+      return data.ConsumeIntegralInRange<std::size_t>(0, 300000);
   }
 }
 
@@ -122,7 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t len
   Model model;
   for (int op = 0; op < 1000 && data.remaining_bytes() > 0; ++op) {
     auto& blocks = model.blocks();
-    std::size_t victim = blocks.empty() ? 0 : data.ConsumeIntegralInRange<std::size_t>(0, blocks.size() - 1);
+    std::size_t victim =
+        blocks.empty() ? 0 : data.ConsumeIntegralInRange<std::size_t>(0, blocks.size() - 1);
     auto fill = data.ConsumeIntegral<unsigned char>();
     switch (data.ConsumeIntegralInRange<int>(0, 8)) {
       case 0: {
@@ -185,7 +192,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t len
           if (lockbox_usable_size(blocks[victim].pointer) != blocks[victim].size) {
             fail("usable_size differs", blocks[victim].pointer);
           }
-          if (lockbox_owns(blocks[victim].pointer) != 1) fail("owns says no", blocks[victim].pointer);
+          if (lockbox_owns(blocks[victim].pointer) != 1)
+            fail("owns says no", blocks[victim].pointer);
         }
         break;
       default:

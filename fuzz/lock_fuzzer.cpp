@@ -61,7 +61,8 @@ void check_kernel(const Buffer& buffer, bool lockbox_memory) {
     // A lockbox page is locked for its own objects too; a foreign page only by the model.
     bool expected = buffer.model[p] > 0 || (lockbox_memory && info[p].locked);
     if (info[p].locked != expected) {
-      std::fprintf(stderr, "page %zu of %zu: model %u, kernel locked %d, mapped %d\n", p, buffer.pages, buffer.model[p], info[p].locked, info[p].mapped);
+      std::fprintf(stderr, "page %zu of %zu: model %u, kernel locked %d, mapped %d\n", p,
+                   buffer.pages, buffer.model[p], info[p].locked, info[p].mapped);
       fail("the kernel disagrees", buffer.start + p * kPage);
     }
   }
@@ -94,7 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t len
     std::size_t last = size == 0 ? first : (offset + size - 1) / kPage;
     switch (data.ConsumeIntegralInRange<int>(0, 2)) {
       case 0:
-        if (lockbox_lock(buffer.start + offset, size) != 0) fail(lockbox_last_error(), buffer.start);
+        if (lockbox_lock(buffer.start + offset, size) != 0)
+          fail(lockbox_last_error(), buffer.start);
         for (std::size_t p = first; size != 0 && p <= last; ++p) ++buffer.model[p];
         break;
       default: {
@@ -103,11 +105,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t len
         for (std::size_t p = first; size != 0 && p <= last; ++p) held &= buffer.model[p] > 0;
         int result = zero ? lockbox_unlock_and_zero(buffer.start + offset, size)
                           : lockbox_unlock(buffer.start + offset, size);
-        if (result != (held ? 0 : -1)) fail("unlock disagrees with the model", buffer.start + offset);
-        if (!held && errno != EINVAL) fail("unlock of an unlocked range is not EINVAL", buffer.start);
+        if (result != (held ? 0 : -1))
+          fail("unlock disagrees with the model", buffer.start + offset);
+        if (!held && errno != EINVAL)
+          fail("unlock of an unlocked range is not EINVAL", buffer.start);
         for (std::size_t p = first; held && size != 0 && p <= last; ++p) --buffer.model[p];
         for (std::size_t i = 0; held && zero && i < size; ++i) {
-          if (buffer.start[offset + i] != 0) fail("unlock_and_zero left a byte", buffer.start + offset + i);
+          if (buffer.start[offset + i] != 0)
+            fail("unlock_and_zero left a byte", buffer.start + offset + i);
         }
         break;
       }

@@ -42,16 +42,17 @@ extern "C" {
  * ------------------------------------------------------------------------------------------ */
 
 /* size 0 gives a unique pointer that must be freed. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_SIZE(1) void* lockbox_malloc(size_t size);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC
+    LOCKBOX_ALLOC_SIZE(1) void* lockbox_malloc(size_t size);
 /* Overflow-checked; the memory is zero. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(
-    size_t count, size_t size);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC
+    LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(size_t count, size_t size);
 /* Moves the contents to a new block and zeroes the old one. ptr NULL: lockbox_malloc(size).
  * size 0: a unique minimal block (the old one is freed). On failure ptr is left untouched. */
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_ALLOC_SIZE(2) void* lockbox_realloc(void* ptr, size_t size);
 /* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_ALIGN(1) LOCKBOX_ALLOC_SIZE(2) void*
-lockbox_aligned_alloc(size_t alignment, size_t size);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_ALIGN(1)
+    LOCKBOX_ALLOC_SIZE(2) void* lockbox_aligned_alloc(size_t alignment, size_t size);
 /* Zeroes the whole block, then frees it. NULL is a no-op. */
 LOCKBOX_API void lockbox_free(void* ptr);
 /* The size requested for ptr (the bytes after it are canary); 0 for NULL. */
@@ -77,8 +78,8 @@ typedef enum lockbox_protection {
 } lockbox_protection;
 
 /* Starts read-write. NULL + errno (ENOMEM) + lockbox_last_error() on failure. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_SIZE(1) void* lockbox_guarded_alloc(
-    size_t size);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC
+    LOCKBOX_ALLOC_SIZE(1) void* lockbox_guarded_alloc(size_t size);
 /* 0, or -1 with errno EINVAL when ptr is not a live guarded secret or protection is unknown. */
 LOCKBOX_API int lockbox_protect(void* ptr, lockbox_protection protection);
 
@@ -148,13 +149,13 @@ LOCKBOX_API lockbox_backend lockbox_get_backend(void);
 LOCKBOX_API const char* lockbox_last_error(void);
 
 typedef struct lockbox_stats {
-  size_t locked_bytes;      /* bytes lockbox holds mlocked right now (what it adds to VmLck) */
-  size_t unlocked_bytes;    /* bytes of pages handed out unlocked under BEST_EFFORT */
-  size_t in_use_bytes;      /* requested bytes of live allocations */
-  size_t live_allocations;  /* live allocations */
-  size_t reserved_bytes;    /* address space reserved, guards included */
-  size_t peak_locked_bytes; /* the most locked_bytes has been */
-  size_t memlock_limit;     /* RLIMIT_MEMLOCK soft limit; SIZE_MAX if unlimited or CAP_IPC_LOCK */
+  size_t locked_bytes;        /* bytes lockbox holds mlocked right now (what it adds to VmLck) */
+  size_t unlocked_bytes;      /* bytes of pages handed out unlocked under BEST_EFFORT */
+  size_t in_use_bytes;        /* requested bytes of live allocations */
+  size_t live_allocations;    /* live allocations */
+  size_t reserved_bytes;      /* address space reserved, guards included */
+  size_t peak_locked_bytes;   /* the most locked_bytes has been */
+  size_t memlock_limit;       /* RLIMIT_MEMLOCK soft limit; SIZE_MAX if unlimited or CAP_IPC_LOCK */
   size_t caller_locked_bytes; /* pages held by lockbox_lock(), each page counted once */
   size_t secretmem_bytes;     /* bytes of memfd_secret arenas (included in locked_bytes) */
 } lockbox_stats;

@@ -41,7 +41,9 @@ inline bool memeq(const void* a, const void* b, std::size_t length) noexcept {
   return lockbox_memeq(a, b, length) == 1;
 }
 // Zeroing the compiler cannot remove.
-inline void memzero(void* pointer, std::size_t length) noexcept { lockbox_memzero(pointer, length); }
+inline void memzero(void* pointer, std::size_t length) noexcept {
+  lockbox_memzero(pointer, length);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Allocator, containers and memory resource
@@ -69,7 +71,8 @@ class allocator {
   allocator(const allocator<U>&) noexcept {}
 
   [[nodiscard]] T* allocate(std::size_t count) {
-    if (count > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
+    if (count > std::numeric_limits<std::size_t>::max() / sizeof(T))
+      throw std::bad_array_new_length();
     void* pointer = alignof(T) > 16 ? lockbox_aligned_alloc(alignof(T), count * sizeof(T))
                                     : lockbox_malloc(count * sizeof(T));
     if (pointer == nullptr) throw std::bad_alloc();
@@ -201,7 +204,9 @@ class string {
   size_type find(std::string_view text, size_type position = 0) const noexcept {
     return std::string_view(*this).find(text, position);
   }
-  int compare(std::string_view other) const noexcept { return std::string_view(*this).compare(other); }
+  int compare(std::string_view other) const noexcept {
+    return std::string_view(*this).compare(other);
+  }
 
   // Constant time in the contents for strings of equal length (the length itself is not secret).
   friend bool operator==(const string& a, const string& b) noexcept {
@@ -261,8 +266,8 @@ using unique_ptr = std::unique_ptr<T, secret_deleter<T>>;
 template <typename T, typename... Args>
 unique_ptr<T> make_secret(Args&&... args) {
   static_assert(!std::is_array_v<T>, "use lockbox::vector for arrays");
-  void* memory = alignof(T) > 16 ? lockbox_aligned_alloc(alignof(T), sizeof(T))
-                                 : lockbox_malloc(sizeof(T));
+  void* memory =
+      alignof(T) > 16 ? lockbox_aligned_alloc(alignof(T), sizeof(T)) : lockbox_malloc(sizeof(T));
   if (memory == nullptr) throw std::bad_alloc();
   try {
     return unique_ptr<T>(new (memory) T(std::forward<Args>(args)...));

@@ -8,8 +8,8 @@
 #include "lockbox/lockbox.h"
 #include "support/last_error.hpp"
 
-using lockbox::heap::Heap;
 using lockbox::set_last_error;
+using lockbox::heap::Heap;
 
 namespace {
 
@@ -61,9 +61,10 @@ void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
     return fail(EINVAL);
   }
   if (size > kMaxRequest || alignment > kMaxRequest) {
-    set_last_error("lockbox_aligned_alloc: %zu bytes aligned to %zu is more than lockbox can "
-                   "ever provide",
-                   size, alignment);
+    set_last_error(
+        "lockbox_aligned_alloc: %zu bytes aligned to %zu is more than lockbox can "
+        "ever provide",
+        size, alignment);
     return fail(ENOMEM);
   }
   return Heap::instance().allocate(size, alignment);

@@ -14,8 +14,8 @@ extern "C" {
 
 void* lockbox_guarded_alloc(size_t size) {
   if (size > PTRDIFF_MAX / 2) {
-    lockbox::set_last_error("lockbox_guarded_alloc: %zu bytes is more than lockbox can ever provide",
-                            size);
+    lockbox::set_last_error(
+        "lockbox_guarded_alloc: %zu bytes is more than lockbox can ever provide", size);
     errno = ENOMEM;
     return nullptr;
   }
@@ -25,9 +25,15 @@ void* lockbox_guarded_alloc(size_t size) {
 int lockbox_protect(void* ptr, lockbox_protection protection) {
   Protection wanted;
   switch (protection) {
-    case LOCKBOX_NOACCESS: wanted = Protection::kNoAccess; break;
-    case LOCKBOX_READONLY: wanted = Protection::kReadOnly; break;
-    case LOCKBOX_READWRITE: wanted = Protection::kReadWrite; break;
+    case LOCKBOX_NOACCESS:
+      wanted = Protection::kNoAccess;
+      break;
+    case LOCKBOX_READONLY:
+      wanted = Protection::kReadOnly;
+      break;
+    case LOCKBOX_READWRITE:
+      wanted = Protection::kReadWrite;
+      break;
     default:
       lockbox::set_last_error("lockbox_protect: %d is not a lockbox_protection",
                               static_cast<int>(protection));

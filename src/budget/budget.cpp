@@ -9,8 +9,7 @@
 namespace lockbox::budget {
 
 void Budget::refresh_limit() {
-  std::size_t kernel_limit =
-      os::has_ipc_lock_capability() ? SIZE_MAX : os::memlock_soft_limit();
+  std::size_t kernel_limit = os::has_ipc_lock_capability() ? SIZE_MAX : os::memlock_soft_limit();
   if (kernel_limit_seen_.exchange(kernel_limit, std::memory_order_relaxed) != kernel_limit) {
     set_limit(kernel_limit);
   }

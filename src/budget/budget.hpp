@@ -41,17 +41,25 @@ class Budget {
   Backend backend() const { return backend_.load(std::memory_order_relaxed); }
   void set_backend(Backend backend) { backend_.store(backend, std::memory_order_relaxed); }
   // Under auto: memfd_secret said ENOSYS or EPERM once; do not ask again.
-  bool secretmem_unavailable() const { return secretmem_unavailable_.load(std::memory_order_relaxed); }
-  void set_secretmem_unavailable() { secretmem_unavailable_.store(true, std::memory_order_relaxed); }
+  bool secretmem_unavailable() const {
+    return secretmem_unavailable_.load(std::memory_order_relaxed);
+  }
+  void set_secretmem_unavailable() {
+    secretmem_unavailable_.store(true, std::memory_order_relaxed);
+  }
   // Bytes of arenas mapped from memfd_secret (part of locked_bytes).
   std::size_t secretmem_bytes() const { return secretmem_.load(std::memory_order_relaxed); }
   void add_secretmem(std::size_t bytes) { secretmem_.fetch_add(bytes, std::memory_order_relaxed); }
-  void remove_secretmem(std::size_t bytes) { secretmem_.fetch_sub(bytes, std::memory_order_relaxed); }
+  void remove_secretmem(std::size_t bytes) {
+    secretmem_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
 
   // The application locks everything itself (mlockall): lockbox must never munlock, or it
   // would undo the application's lock. Set by lockbox_set_mlockall() or detected when a fresh
   // reservation comes back already locked (MCL_FUTURE).
-  bool application_locks_all() const { return application_locks_all_.load(std::memory_order_relaxed); }
+  bool application_locks_all() const {
+    return application_locks_all_.load(std::memory_order_relaxed);
+  }
   void set_application_locks_all(bool yes) {
     application_locks_all_.store(yes, std::memory_order_relaxed);
   }

@@ -40,6 +40,10 @@ std::uintptr_t page_at(const PageRange& range, std::size_t i) {
   return range.first + i * os::kPageSize;
 }
 
+void* page_pointer(const PageRange& range, std::size_t i) {
+  return reinterpret_cast<void*>(page_at(range, i));
+}
+
 // What one lockbox_lock() call did, so that a failure half-way can undo it exactly.
 struct LockPlan {
   struct Page {
@@ -83,7 +87,8 @@ int Heap::lock_range(const void* address, std::size_t length) {
     step.existing = caller_locks_.find(page);
     if (step.existing != nullptr) {
       if (step.existing->count == UINT32_MAX) {
-        set_last_error("the page at %p is already locked 2^32-1 times", reinterpret_cast<void*>(page));
+        set_last_error("the page at %p is already locked 2^32-1 times",
+                       reinterpret_cast<void*>(page));
         return EOVERFLOW;
       }
       continue;
@@ -99,15 +104,15 @@ int Heap::lock_range(const void* address, std::size_t length) {
   }
   if (any_new_foreign) {
     std::vector<os::PageInfo> kernel(range.count);
-    if (int err = os::describe_pages(reinterpret_cast<void*>(range.first), range.count,
-                                     kernel.data())) {
+    if (int err =
+            os::describe_pages(reinterpret_cast<void*>(range.first), range.count, kernel.data())) {
       set_last_error("cannot read /proc/self/smaps: %s", std::strerror(err));
       return err;
     }
     for (std::size_t i = 0; i < range.count; ++i) {
       LockPlan::Page& step = plan.pages[i];
       if (step.existing != nullptr || step.fresh.owner != pages::PageOwner::kForeign) continue;
-      void* page = reinterpret_cast<void*>(page_at(range, i));
+      void* page = page_pointer(range, i);
       if (!kernel[i].mapped) {
         set_last_error("cannot lock %p: no memory is mapped there", page);
         return ENOMEM;
@@ -137,7 +142,7 @@ int Heap::lock_range(const void* address, std::size_t length) {
     if (step.existing != nullptr || step.arena == nullptr) continue;
     if (int err = hold_arena_page(*step.arena, page_at(range, held))) {
       set_last_error("cannot lock %p: it is a lockbox page with nothing allocated on it (%s)",
-                     reinterpret_cast<void*>(page_at(range, held)), std::strerror(err));
+                     page_pointer(range, held), std::strerror(err));
       undo_holds();
       return err;
     }
@@ -157,12 +162,12 @@ int Heap::lock_range(const void* address, std::size_t length) {
       int err = 0;
       for (; done < range.count && err == 0; ++done) {
         if (plan.pages[done].needs_mlock) {
-          err = os::lock(reinterpret_cast<void*>(page_at(range, done)), os::kPageSize);
+          err = os::lock(page_pointer(range, done), os::kPageSize);
         }
       }
       if (err != 0) {
         for (std::size_t i = 0; i + 1 < done; ++i) {
-          if (plan.pages[i].needs_mlock) os::unlock(reinterpret_cast<void*>(page_at(range, i)), os::kPageSize);
+          if (plan.pages[i].needs_mlock) os::unlock(page_pointer(range, i), os::kPageSize);
         }
         budget_.release_locked(to_lock);
         pages::explain_lock_refused(budget_, to_lock, err);
@@ -180,13 +185,14 @@ int Heap::lock_range(const void* address, std::size_t length) {
   for (std::size_t i = 0; i < range.count; ++i) {
     LockPlan::Page& step = plan.pages[i];
     if (!step.needs_dont_dump) continue;
-    if (int err = os::advise_dont_dump(reinterpret_cast<void*>(page_at(range, i)), os::kPageSize)) {
+    if (int err = os::advise_dont_dump(page_pointer(range, i), os::kPageSize)) {
       // Special mappings (VM_PFNMAP and the like) refuse; undo everything this call did.
       for (std::size_t j = 0; j < i; ++j) {
-        if (plan.pages[j].needs_dont_dump) os::advise_do_dump(reinterpret_cast<void*>(page_at(range, j)), os::kPageSize);
+        if (plan.pages[j].needs_dont_dump)
+          os::advise_do_dump(page_pointer(range, j), os::kPageSize);
       }
       for (std::size_t j = 0; j < range.count && !unlocked; ++j) {
-        if (plan.pages[j].needs_mlock) os::unlock(reinterpret_cast<void*>(page_at(range, j)), os::kPageSize);
+        if (plan.pages[j].needs_mlock) os::unlock(page_pointer(range, j), os::kPageSize);
       }
       if (unlocked) {
         budget_.release_unlocked(to_lock);
@@ -195,7 +201,7 @@ int Heap::lock_range(const void* address, std::size_t length) {
       }
       undo_holds();
       set_last_error("cannot exclude %p from core dumps: madvise failed (%s)",
-                     reinterpret_cast<void*>(page_at(range, i)), std::strerror(err));
+                     page_pointer(range, i), std::strerror(err));
       return err;
     }
   }
@@ -224,9 +230,10 @@ int Heap::unlock_range(void* address, std::size_t length, bool zero) {
   SpinLockGuard guard(caller_locks_lock_);
   for (std::size_t i = 0; i < range.count; ++i) {
     if (caller_locks_.find(page_at(range, i)) == nullptr) {
-      set_last_error("cannot unlock %p: the page was not locked with lockbox_lock (nothing was "
-                     "changed)",
-                     reinterpret_cast<void*>(page_at(range, i)));
+      set_last_error(
+          "cannot unlock %p: the page was not locked with lockbox_lock (nothing was "
+          "changed)",
+          page_pointer(range, i));
       return EINVAL;
     }
   }

@@ -129,12 +129,10 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
     {
       ReclaimContext context{shards_, cache.shard_index, &budget_};
       SpinLockGuard guard(shard.lock());
-      bin.count = static_cast<std::uint32_t>(
-          shard.take_slots(class_index, wanted, bin.slots,
-                           generation_.load(std::memory_order_relaxed), cache.shard_index,
-                           registry_, budget_,
-                           pages::Reclaimer{&Heap::reclaim_from_shards, &context},
-                           &secretmem_pool_));
+      bin.count = static_cast<std::uint32_t>(shard.take_slots(
+          class_index, wanted, bin.slots, generation_.load(std::memory_order_relaxed),
+          cache.shard_index, registry_, budget_,
+          pages::Reclaimer{&Heap::reclaim_from_shards, &context}, &secretmem_pool_));
     }
     // Out of budget: the slots this thread keeps cached pin locked pages; give them back.
     if (bin.count != 0 || !flush_all(cache)) break;
@@ -221,12 +219,11 @@ bool Heap::reclaim_from_shards(void* context) {
 
 void* Heap::allocate(std::size_t size, std::size_t alignment) {
   if (alignment < kMinAlignment) alignment = kMinAlignment;
-  std::size_t class_index = alignment == kMinAlignment
-                                ? (size <= small::kMaxSmallRequest ? small::class_for_request(size)
-                                                                   : small::kClassCount)
-                                : (alignment <= os::kPageSize
-                                       ? small::class_for_aligned_request(size, alignment)
-                                       : small::kClassCount);
+  std::size_t class_index =
+      alignment == kMinAlignment
+          ? (size <= small::kMaxSmallRequest ? small::class_for_request(size) : small::kClassCount)
+          : (alignment <= os::kPageSize ? small::class_for_aligned_request(size, alignment)
+                                        : small::kClassCount);
   void* pointer = nullptr;
   if (class_index < small::kClassCount) {
     pointer = allocate_small(size, class_index);

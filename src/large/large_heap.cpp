@@ -138,7 +138,7 @@ int LargeHeap::protect(void* pointer, Protection protection) {
   Block& block = found->second;
   unsigned char* data = block.mapping + kPage;
   std::size_t bytes = block.data_pages * kPage;
-  int err = protection == Protection::kNoAccess  ? os::protect_none(data, bytes)
+  int err = protection == Protection::kNoAccess   ? os::protect_none(data, bytes)
             : protection == Protection::kReadOnly ? os::protect_read(data, bytes)
                                                   : os::protect_read_write(data, bytes);
   if (err != 0) {

@@ -49,10 +49,10 @@ class LargeHeap {
   struct Block {
     unsigned char* mapping;  // the leading guard page
     std::size_t data_pages;
-    std::size_t size;        // requested bytes
-    bool locked;             // false: committed unlocked under BEST_EFFORT
-    bool inherited;          // from the parent process, wiped on fork
-    bool guarded;            // a guarded secret: protection may change
+    std::size_t size;  // requested bytes
+    bool locked;       // false: committed unlocked under BEST_EFFORT
+    bool inherited;    // from the parent process, wiped on fork
+    bool guarded;      // a guarded secret: protection may change
     Protection protection;
   };
   std::size_t mapping_bytes(const Block& block) const;

@@ -138,7 +138,8 @@ std::atomic<int> g_simulated_memfd_secret_error{0};
 }
 
 int memfd_secret_create(int* fd) {
-  if (int simulated = g_simulated_memfd_secret_error.load(std::memory_order_relaxed)) return simulated;
+  if (int simulated = g_simulated_memfd_secret_error.load(std::memory_order_relaxed))
+    return simulated;
   long result = ::syscall(SYS_memfd_secret, O_CLOEXEC);
   if (result < 0) return errno;
   *fd = static_cast<int>(result);

@@ -38,16 +38,18 @@ bool charge(budget::Budget& budget, std::size_t bytes, Reclaimer reclaimer) {
 }
 
 void explain_over_budget(budget::Budget& budget, std::size_t bytes) {
-  set_last_error("cannot lock %zu more bytes: RLIMIT_MEMLOCK is %zu bytes and lockbox already "
-                 "holds %zu bytes locked; free secrets, raise the limit (ulimit -l, prlimit "
-                 "--memlock, LimitMEMLOCK= in systemd), or set LOCKBOX_POLICY=best-effort",
-                 bytes, budget.limit(), budget.locked_bytes());
+  set_last_error(
+      "cannot lock %zu more bytes: RLIMIT_MEMLOCK is %zu bytes and lockbox already "
+      "holds %zu bytes locked; free secrets, raise the limit (ulimit -l, prlimit "
+      "--memlock, LimitMEMLOCK= in systemd), or set LOCKBOX_POLICY=best-effort",
+      bytes, budget.limit(), budget.locked_bytes());
 }
 
 void explain_lock_refused(budget::Budget& budget, std::size_t bytes, int error) {
-  set_last_error("cannot lock %zu bytes: mlock failed (%s); memory the application locks "
-                 "itself counts against the same RLIMIT_MEMLOCK (%zu bytes)",
-                 bytes, std::strerror(error), budget.limit());
+  set_last_error(
+      "cannot lock %zu bytes: mlock failed (%s); memory the application locks "
+      "itself counts against the same RLIMIT_MEMLOCK (%zu bytes)",
+      bytes, std::strerror(error), budget.limit());
 }
 
 void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes) {
@@ -57,9 +59,10 @@ void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes) {
 
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
   if (int err = os::protect_read_write(addr, bytes)) {
-    set_last_error("cannot commit %zu bytes: mprotect failed (%s); vm.max_map_count may be "
-                   "exhausted",
-                   bytes, std::strerror(err));
+    set_last_error(
+        "cannot commit %zu bytes: mprotect failed (%s); vm.max_map_count may be "
+        "exhausted",
+        bytes, std::strerror(err));
     return CommitResult::kFailed;
   }
   int lock_error = 0;

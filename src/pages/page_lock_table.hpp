@@ -19,9 +19,9 @@ enum class PageOwner : std::uint8_t {
 struct CallerLock {
   std::uint32_t count = 0;
   PageOwner owner = PageOwner::kForeign;
-  bool locked_by_us = false;         // we called mlock (and charged the budget)
+  bool locked_by_us = false;          // we called mlock (and charged the budget)
   bool unlocked_best_effort = false;  // BEST_EFFORT could not lock it (counted as unlocked)
-  bool dont_dump_by_us = false;      // we set MADV_DONTDUMP
+  bool dont_dump_by_us = false;       // we set MADV_DONTDUMP
 };
 
 class PageLockTable {

@@ -30,8 +30,8 @@ int map_secretmem(void* memory, budget::Budget& budget, pages::SecretmemPool& po
   if (err != 0) {
     budget.release_locked(kDataBytes);
     set_last_error("cannot map a memfd_secret arena: %s%s", std::strerror(err),
-                   err == ENOSYS   ? " (the kernel lacks memfd_secret; boot with secretmem.enable=1)"
-                   : err == EPERM  ? " (a seccomp filter forbids memfd_secret)"
+                   err == ENOSYS  ? " (the kernel lacks memfd_secret; boot with secretmem.enable=1)"
+                   : err == EPERM ? " (a seccomp filter forbids memfd_secret)"
                    : err == EAGAIN ? " (RLIMIT_MEMLOCK: the whole arena is charged at once)"
                                    : "");
     return err;

@@ -19,8 +19,8 @@ namespace lockbox::small {
 inline constexpr std::size_t kArenaShift = 20;
 inline constexpr std::size_t kArenaBytes = std::size_t{1} << kArenaShift;
 inline constexpr std::size_t kArenaPages = kArenaBytes / os::kPageSize;
-inline constexpr std::size_t kFirstDataPage = 1;                // page 0 is the leading guard
-inline constexpr std::size_t kEndDataPage = kArenaPages - 1;    // the last page is the trailing guard
+inline constexpr std::size_t kFirstDataPage = 1;              // page 0 is the leading guard
+inline constexpr std::size_t kEndDataPage = kArenaPages - 1;  // the last page is the trailing guard
 inline constexpr std::uint16_t kNoRun = 0xffff;
 
 enum class PageState : std::uint8_t {
@@ -56,7 +56,7 @@ struct Run {
 struct Arena {
   unsigned char* base = nullptr;  // the leading guard page
   Arena* next_in_shard = nullptr;
-  std::uint64_t generation = 0;   // process generation (bumped in a forked child)
+  std::uint64_t generation = 0;  // process generation (bumped in a forked child)
   std::uint32_t shard_index = 0;
   std::uint32_t unowned_pages = 0;  // data pages no run owns
   // The reservation came back locked: the application called mlockall(MCL_FUTURE).

@@ -14,7 +14,7 @@ namespace lockbox::small {
 class ArenaRegistry {
  public:
   static constexpr std::size_t kCapacity = std::size_t{1} << 14;  // 256 KiB of table
-  static constexpr std::size_t kMaxArenas = kCapacity / 2;  // keeps probe chains short
+  static constexpr std::size_t kMaxArenas = kCapacity / 2;        // keeps probe chains short
 
   // Maps the table; false with last_error set if the kernel refuses.
   bool initialise();

@@ -53,9 +53,9 @@ void Shard::unlink(Run& run) {
   run.listed = false;
 }
 
-Run* Shard::create_run(std::size_t class_index, std::uint64_t generation,
-                       std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
-                       pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
+Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::uint32_t my_index,
+                       ArenaRegistry& registry, budget::Budget& budget, pages::Reclaimer reclaimer,
+                       pages::SecretmemPool* pool) {
   std::size_t pages = run_pages(class_index);
   // First choice: unowned pages that are still committed (empty pages in the reserve), so a
   // new run costs no syscall; else the first unowned pages that fit.
@@ -130,7 +130,8 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
     if (arena.page_state[page] == PageState::kReserved && arena.secretmem) {
       // Secret memory is locked and charged already: the page only needs to be accessible.
       if (int err = os::protect_read_write(arena.page_address(page), os::kPageSize)) {
-        set_last_error("cannot commit a memfd_secret page: mprotect failed (%s)", std::strerror(err));
+        set_last_error("cannot commit a memfd_secret page: mprotect failed (%s)",
+                       std::strerror(err));
         return false;
       }
       arena.page_state[page] = PageState::kLocked;
@@ -195,8 +196,8 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {
     if (arena->secretmem) continue;
-    for (std::size_t page = kFirstDataPage;
-         page < kEndDataPage && empty_committed_pages_ > target; ++page) {
+    for (std::size_t page = kFirstDataPage; page < kEndDataPage && empty_committed_pages_ > target;
+         ++page) {
       if (arena->page_refcount[page] != 0 || arena->page_state[page] != PageState::kLocked) {
         continue;
       }
@@ -293,8 +294,7 @@ void Shard::free_inherited(Arena& arena, void* pointer) {
 
 std::size_t Shard::usable_size(Arena& arena, const void* pointer) {
   SlotRef ref = find_slot(arena, pointer);
-  if (ref.run == nullptr ||
-      ref.run->state[ref.slot].load(std::memory_order_acquire) != kSlotLive) {
+  if (ref.run == nullptr || ref.run->state[ref.slot].load(std::memory_order_acquire) != kSlotLive) {
     report::fatal_invalid_pointer(pointer);
   }
   return ref.run->requested[ref.slot];

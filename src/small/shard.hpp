@@ -35,9 +35,9 @@ class Shard {
   // last_error set when not even one could be had.
   // `pool` serves memfd_secret arenas; null means anonymous memory only.
   std::size_t take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
-                         std::uint64_t generation, std::uint32_t my_index,
-                         ArenaRegistry& registry, budget::Budget& budget,
-                         pages::Reclaimer reclaimer, pages::SecretmemPool* pool = nullptr);
+                         std::uint64_t generation, std::uint32_t my_index, ArenaRegistry& registry,
+                         budget::Budget& budget, pages::Reclaimer reclaimer,
+                         pages::SecretmemPool* pool = nullptr);
   // Gives a cached (zeroed) slot back to its run: drops its page references, and gives the
   // run's pages back to the arena once it is empty.
   void return_slot(const SlotRef& slot, budget::Budget& budget);

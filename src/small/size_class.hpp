@@ -18,8 +18,8 @@ inline constexpr std::size_t kGranule = 16;  // alignof(max_align_t)
 
 // Slot sizes: multiples of 16, four per doubling above 128, so waste stays under 25%.
 inline constexpr std::array<std::uint32_t, 32> kSlotSizes = {
-    16,   32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,  512,
-    640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192};
+    16,  32,  48,  64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,  512,
+    640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192};
 inline constexpr std::size_t kClassCount = kSlotSizes.size();
 inline constexpr std::size_t kMaxSlotSize = kSlotSizes.back();
 inline constexpr std::size_t kMaxSmallRequest = kMaxSlotSize - kMinCanaryBytes;

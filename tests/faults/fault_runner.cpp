@@ -41,7 +41,9 @@ int main(int argc, char** argv) {
   pid_t child = fork();
   if (child == 0) {
     // The program is meant to crash: no core file in the build tree.
-    struct rlimit no_core {0, 0};
+    struct rlimit no_core {
+      0, 0
+    };
     setrlimit(RLIMIT_CORE, &no_core);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);

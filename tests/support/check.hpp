@@ -16,22 +16,22 @@ inline int finish() {
 
 }  // namespace lockbox_test
 
-#define CHECK(condition)                                                                  \
-  do {                                                                                    \
-    if (condition) {                                                                      \
-      ++lockbox_test::g_passed;                                                           \
-    } else {                                                                              \
-      ++lockbox_test::g_failed;                                                           \
+#define CHECK(condition)                                                                 \
+  do {                                                                                   \
+    if (condition) {                                                                     \
+      ++lockbox_test::g_passed;                                                          \
+    } else {                                                                             \
+      ++lockbox_test::g_failed;                                                          \
       std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #condition); \
-    }                                                                                     \
+    }                                                                                    \
   } while (0)
 
-#define CHECK_MESSAGE(condition, ...)        \
-  do {                                       \
-    CHECK(condition);                        \
-    if (!(condition)) {                      \
-      std::fprintf(stderr, "  ");            \
-      std::fprintf(stderr, __VA_ARGS__);     \
-      std::fprintf(stderr, "\n");            \
-    }                                        \
+#define CHECK_MESSAGE(condition, ...)    \
+  do {                                   \
+    CHECK(condition);                    \
+    if (!(condition)) {                  \
+      std::fprintf(stderr, "  ");        \
+      std::fprintf(stderr, __VA_ARGS__); \
+      std::fprintf(stderr, "\n");        \
+    }                                    \
   } while (0)

@@ -72,7 +72,8 @@ std::vector<Mapping> mappings() {
     char dash = 0;
     std::string perms;
     std::istringstream fields(line);
-    if (fields >> std::hex >> start >> dash >> end >> perms) all.push_back({start, end, perms, line});
+    if (fields >> std::hex >> start >> dash >> end >> perms)
+      all.push_back({start, end, perms, line});
   }
   return all;
 }
@@ -107,8 +108,8 @@ bool has_flag(const std::string& vm_flags, const char* flag) {
 
 bool kernel_says_locked(const void* address, std::size_t length) {
   bool all_locked = true;
-  bool mapped = for_each_vma(address, length,
-                             [&](const std::string& flags) { all_locked &= has_flag(flags, "lo"); });
+  bool mapped = for_each_vma(
+      address, length, [&](const std::string& flags) { all_locked &= has_flag(flags, "lo"); });
   return mapped && all_locked;
 }
 
@@ -166,7 +167,9 @@ bool kernel_says_dont_dump(const void* address, std::size_t length) {
 }
 
 std::string become_unprivileged(std::size_t memlock_bytes) {
-  struct rlimit limit {memlock_bytes, memlock_bytes};
+  struct rlimit limit {
+    memlock_bytes, memlock_bytes
+  };
   if (setrlimit(RLIMIT_MEMLOCK, &limit) != 0) {
     return std::string("setrlimit(RLIMIT_MEMLOCK) failed: ") + std::strerror(errno);
   }

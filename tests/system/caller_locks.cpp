@@ -18,8 +18,8 @@ constexpr std::size_t kLimit = 256 * 1024;
 constexpr std::size_t kPage = 4096;
 
 unsigned char* map_pages(std::size_t count) {
-  void* p = mmap(nullptr, count * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                 0);
+  void* p =
+      mmap(nullptr, count * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? nullptr : static_cast<unsigned char*>(p);
 }
 

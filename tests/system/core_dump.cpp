@@ -54,7 +54,9 @@ std::string decode(const Encoded& in) {
 
 [[noreturn]] void crash_with_secrets(const char* directory) {
   if (chdir(directory) != 0) _exit(10);
-  struct rlimit unlimited {RLIM_INFINITY, RLIM_INFINITY};
+  struct rlimit unlimited {
+    RLIM_INFINITY, RLIM_INFINITY
+  };
   if (setrlimit(RLIMIT_CORE, &unlimited) != 0) _exit(11);
   prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   auto* heap = static_cast<unsigned char*>(std::malloc(128));

@@ -55,7 +55,8 @@ int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t 
   int failures = 0;
   // Anonymous arenas are wiped in the child (MADV_WIPEONFORK); memfd_secret arenas are not
   // there at all (MADV_DONTFORK), so reading them would fault: ask the kernel instead.
-  if (secretmem ? !lockbox_test::page_protection(small_secret).empty() : !all_zero(small_secret, 32)) {
+  if (secretmem ? !lockbox_test::page_protection(small_secret).empty()
+                : !all_zero(small_secret, 32)) {
     failures |= kSawSmallSecret;
   }
   if (!all_zero(large_secret, large_size)) failures |= kSawLargeSecret;
@@ -89,7 +90,7 @@ int main() {
   std::memset(large_secret, 0x5A, kLargeSize);
   lockbox_stats stats;
   lockbox_get_stats(&stats);
-  bool secretmem = stats.secretmem_bytes > 0;  // LOCKBOX_BACKEND=secretmem or auto
+  bool secretmem = stats.secretmem_bytes > 0;        // LOCKBOX_BACKEND=secretmem or auto
   CHECK(holds_secretmem_descriptor() == secretmem);  // the check below can tell
   std::printf("small secrets in %s memory\n", secretmem ? "memfd_secret" : "anonymous");
 

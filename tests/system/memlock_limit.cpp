@@ -21,8 +21,8 @@ void check_kernel_agrees() {
   lockbox_get_stats(&stats);
   long long vmlck = lockbox_test::vmlck_bytes();
   CHECK_MESSAGE(vmlck >= 0 && static_cast<std::size_t>(vmlck) <= kLimit, "VmLck %lld", vmlck);
-  CHECK_MESSAGE(vmlck == static_cast<long long>(stats.locked_bytes),
-                "VmLck %lld, locked_bytes %zu", vmlck, stats.locked_bytes);
+  CHECK_MESSAGE(vmlck == static_cast<long long>(stats.locked_bytes), "VmLck %lld, locked_bytes %zu",
+                vmlck, stats.locked_bytes);
 }
 
 void strict_then_best_effort() {

@@ -73,7 +73,9 @@ int future_unprivileged() {
   // Room for one arena (1 MiB, charged whole at mmap time) and its metadata, not for a 2 MiB
   // over-reservation: lockbox must reserve exactly what it needs.
   rlim_t tight = static_cast<rlim_t>(lockbox_test::vmlck_bytes()) + (1536 << 10);
-  struct rlimit limit {tight, tight};
+  struct rlimit limit {
+    tight, tight
+  };
   CHECK(setrlimit(RLIMIT_MEMLOCK, &limit) == 0);
   caller_locks_keep_the_application_lock();
   allocations_keep_the_application_lock(100);  // fits in one arena

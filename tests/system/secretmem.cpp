@@ -24,7 +24,8 @@ std::string mapping_name(const void* address) {
   std::string line;
   while (std::getline(maps, line)) {
     unsigned long start = 0, end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx", &start, &end) == 2 && target >= start && target < end) {
+    if (std::sscanf(line.c_str(), "%lx-%lx", &start, &end) == 2 && target >= start &&
+        target < end) {
       return line;
     }
   }
@@ -76,9 +77,10 @@ int fallback() {
     CHECK(refused == nullptr);
     CHECK(errno == ENOMEM);
     std::string reason = lockbox_last_error();
-    CHECK_MESSAGE(reason.find("memfd_secret") != std::string::npos &&
-                      reason.find(error == ENOSYS ? "lacks memfd_secret" : "seccomp") != std::string::npos,
-                  "'%s'", reason.c_str());
+    CHECK_MESSAGE(
+        reason.find("memfd_secret") != std::string::npos &&
+            reason.find(error == ENOSYS ? "lacks memfd_secret" : "seccomp") != std::string::npos,
+        "'%s'", reason.c_str());
     CHECK(stats_now().secretmem_bytes == 0);
   }
   CHECK(lockbox_set_backend(LOCKBOX_BACKEND_AUTO) == 0);

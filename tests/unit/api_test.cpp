@@ -47,8 +47,8 @@ TEST_CASE("malloc(0) gives unique pointers that free cleanly") {
 
 TEST_CASE("every pointer is 16-byte aligned and usable_size is the requested size") {
   std::vector<void*> blocks;
-  for (std::size_t size : {1u, 15u, 16u, 17u, 32u, 100u, 2040u, 2048u, 4096u, 8184u, 8185u,
-                           20000u, 1000000u}) {
+  for (std::size_t size :
+       {1u, 15u, 16u, 17u, 32u, 100u, 2040u, 2048u, 4096u, 8184u, 8185u, 20000u, 1000000u}) {
     void* block = lockbox_malloc(size);
     REQUIRE(block != nullptr);
     CAPTURE(size);

@@ -15,7 +15,8 @@ namespace {
 struct ShardFixture {
   ShardFixture() {
     REQUIRE(registry.initialise());
-    budget.refresh_limit();  // later refreshes keep a limit the test sets, unless the kernel's changes
+    budget.refresh_limit();  // later refreshes keep a limit the test sets, unless the kernel's
+                             // changes
     budget.set_limit(SIZE_MAX);
   }
   void* allocate(std::size_t size) {
