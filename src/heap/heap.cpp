@@ -147,15 +147,9 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
     std::uint32_t index = 0;
     ReclaimContext context{shards_, index, &budget_};
     SpinLockGuard guard(shards_[index].lock());
-    small::SlotRef slot;
-    void* pointer = nullptr;
-    if (shards_[index].take_slots(class_index, 1, &slot,
-                                  generation_.load(std::memory_order_relaxed), index, registry_,
-                                  budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context},
-                                  &secretmem_pool_) == 1) {
-      small::hand_out(slot, size);
-      pointer = slot.address;
-    }
+    void* pointer = shards_[index].allocate(
+        size, class_index, generation_.load(std::memory_order_relaxed), index, registry_, budget_,
+        pages::Reclaimer{&Heap::reclaim_from_shards, &context}, &secretmem_pool_);
     if (pointer != nullptr) {
       retired_objects_.fetch_add(1, std::memory_order_relaxed);
       retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
@@ -179,9 +173,7 @@ void Heap::free_small(small::Arena& arena, void* pointer) {
       shard.free_inherited(arena, pointer);
       return;
     }
-    small::SlotRef slot;
-    std::size_t size = small::take_back(arena, pointer, &slot);
-    shard.return_slot(slot, budget_);
+    std::size_t size = shard.free(arena, pointer, budget_);
     retired_objects_.fetch_sub(1, std::memory_order_relaxed);
     retired_bytes_.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return;

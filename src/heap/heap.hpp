@@ -54,7 +54,7 @@ class Heap {
   bool is_lockbox_memory(const void* pointer) {
     return registry_.find(pointer) != nullptr ||
            large_.contains_data_page(reinterpret_cast<std::uintptr_t>(pointer) &
-                                     ~std::uintptr_t{4095});
+                                     ~(std::uintptr_t{os::kPageSize} - 1));
   }
   // Test hook for freed memory: true if the range reads zero or was given back to the kernel.
   bool freed_range_reads_zero(const void* pointer, std::size_t length);

@@ -266,19 +266,21 @@ void Shard::return_slot(const SlotRef& ref, budget::Budget& budget) {
 
 void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
                       std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
-                      pages::Reclaimer reclaimer) {
+                      pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
   SlotRef slot;
-  if (take_slots(class_index, 1, &slot, generation, my_index, registry, budget, reclaimer) == 0) {
+  if (take_slots(class_index, 1, &slot, generation, my_index, registry, budget, reclaimer, pool) ==
+      0) {
     return nullptr;
   }
   hand_out(slot, size);
   return slot.address;
 }
 
-void Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
+std::size_t Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
   SlotRef slot;
-  take_back(arena, pointer, &slot);
+  std::size_t size = take_back(arena, pointer, &slot);
   return_slot(slot, budget);
+  return size;
 }
 
 void Shard::free_inherited(Arena& arena, void* pointer) {

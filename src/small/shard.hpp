@@ -45,8 +45,9 @@ class Shard {
   // One slot without a thread cache: take_slots + hand_out, and take_back + return_slot.
   void* allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
                  std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
-                 pages::Reclaimer reclaimer);
-  void free(Arena& arena, void* pointer, budget::Budget& budget);
+                 pages::Reclaimer reclaimer, pages::SecretmemPool* pool = nullptr);
+  // Returns the size the freed object had been given.
+  std::size_t free(Arena& arena, void* pointer, budget::Budget& budget);
   // A forked child's free of a pointer it inherited: bookkeeping only, the memory is wiped.
   void free_inherited(Arena& arena, void* pointer);
   std::size_t usable_size(Arena& arena, const void* pointer);
