@@ -4,6 +4,10 @@
 #include <lockbox/lockbox.hpp>
 #include <sodium.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #include <memory_resource>
 #include <string>
@@ -24,18 +28,36 @@ constexpr bool kCanScanProcess = true;
 #endif
 
 // Every place outside lockbox memory where `needle` occurs in this process's readable memory.
+// Memory is read through /proc/self/mem, not by dereferencing: the C library may unmap or trim a
+// region between reading /proc/self/maps and scanning it (freeing the very buffers that held the
+// map), and pread reports that as an error where a load would be SIGSEGV. Each chunk is copied
+// into a lockbox buffer, so the scanner itself leaves no copy of the secret outside lockbox.
 std::size_t copies_outside_lockbox(const unsigned char* needle, std::size_t length) {
+  constexpr std::size_t kChunk = std::size_t{1} << 20;
+  auto* buffer = static_cast<unsigned char*>(lockbox_malloc(kChunk));
+  REQUIRE(buffer != nullptr);
+  int memory = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+  REQUIRE(memory >= 0);
   std::size_t found = 0;
   for (auto [start, end] : lockbox_test::readable_ranges()) {
-    auto* bytes = reinterpret_cast<const unsigned char*>(start);
-    std::size_t size = end - start;
-    if (heap().is_lockbox_memory(bytes)) continue;  // lockbox arenas and blocks are the point
-    for (const void* hit = memmem(bytes, size, needle, length); hit != nullptr;) {
-      if (!heap().is_lockbox_memory(hit)) ++found;
-      auto* next = static_cast<const unsigned char*>(hit) + 1;
-      hit = memmem(next, static_cast<std::size_t>(bytes + size - next), needle, length);
+    if (heap().is_lockbox_memory(reinterpret_cast<const void*>(start))) continue;
+    // Chunks overlap by length - 1 bytes so a copy that straddles two chunks is still seen.
+    for (std::uintptr_t at = start; at + length <= end; at += kChunk - (length - 1)) {
+      std::size_t want = std::min<std::uintptr_t>(kChunk, end - at);
+      ssize_t got = pread(memory, buffer, want, static_cast<off_t>(at));
+      if (got < static_cast<ssize_t>(length)) break;  // gone since the map was read
+      for (const unsigned char* hit = buffer; (hit = static_cast<const unsigned char*>(memmem(
+                                                   hit, buffer + got - hit, needle, length)));
+           ++hit) {
+        if (!heap().is_lockbox_memory(reinterpret_cast<const void*>(at + (hit - buffer)))) {
+          ++found;
+        }
+      }
+      if (static_cast<std::size_t>(got) < want) break;
     }
   }
+  close(memory);
+  lockbox_free(buffer);
   return found;
 }
 
