@@ -32,7 +32,7 @@ void* lockbox_malloc(std::size_t size) {
     set_last_error("lockbox_malloc: %zu bytes is more than lockbox can ever provide", size);
     return fail(ENOMEM);
   }
-  return Heap::instance().allocate(size, Heap::kMinAlignment);
+  return Heap::instance().allocate(size);
 }
 
 void* lockbox_calloc(std::size_t count, std::size_t size) {
@@ -43,7 +43,7 @@ void* lockbox_calloc(std::size_t count, std::size_t size) {
     return fail(ENOMEM);
   }
   // Fresh slots and pages are verified zero before they are handed out.
-  return Heap::instance().allocate(total, Heap::kMinAlignment);
+  return Heap::instance().allocate(total);
 }
 
 void* lockbox_realloc(void* ptr, std::size_t size) {

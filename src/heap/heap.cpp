@@ -45,11 +45,12 @@ ThreadCacheOwner::~ThreadCacheOwner() {
 
 }  // namespace
 
-Heap& Heap::instance() {
+Heap& Heap::start() {
   // A function-local static is initialised exactly once, even when threads race to it. The
   // heap is never destroyed: other static destructors may still free secrets at exit.
   static Heap* heap = [] {
     g_heap = new (g_heap_storage) Heap;
+    started_.store(g_heap, std::memory_order_release);
     return g_heap;
   }();
   return *heap;
@@ -159,7 +160,7 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
   ThreadCache::Bin& bin = cache->bins[class_index];
   if (bin.count == 0 && !refill(*cache, class_index)) return nullptr;
   const small::SlotRef& slot = bin.slots[--bin.count];
-  small::hand_out(slot, size);
+  small::hand_out(slot, class_index, size);
   cache->count(1, static_cast<std::int64_t>(size));
   return slot.address;
 }
@@ -178,8 +179,8 @@ void Heap::free_small(small::Arena& arena, void* pointer) {
     retired_bytes_.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return;
   }
-  small::SlotRef slot;
-  std::size_t size = small::take_back(arena, pointer, &slot);
+  std::size_t size = 0;
+  small::SlotRef slot = small::take_back(arena, pointer, &size);
   cache->count(-1, -static_cast<std::int64_t>(size));
   if (!small::on_locked_pages(slot)) {
     small::Shard& shard = shards_[arena.shard_index];

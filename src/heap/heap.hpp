@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -35,7 +36,23 @@ class Heap {
   static constexpr std::size_t kShards = 4;
   static constexpr std::size_t kMinAlignment = 16;
 
-  static Heap& instance();
+  // The heap, started on first use by whichever thread gets there first.
+  static Heap& instance() {
+    if (Heap* heap = started_.load(std::memory_order_acquire)) [[likely]]
+      return *heap;
+    return start();
+  }
+
+  // malloc's path: default alignment, and small requests straight to the thread cache.
+  void* allocate(std::size_t size) {
+    if (size <= small::kMaxSmallRequest) [[likely]] {
+      void* pointer = allocate_small(size, small::class_for_request(size));
+      if (pointer == nullptr) [[unlikely]]
+        errno = ENOMEM;
+      return pointer;
+    }
+    return allocate(size, kMinAlignment);
+  }
 
   // nullptr with errno and last_error set on failure. alignment: a power of two.
   void* allocate(std::size_t size, std::size_t alignment);
@@ -71,6 +88,7 @@ class Heap {
 
  private:
   Heap();
+  static Heap& start();
   void* allocate_small(std::size_t size, std::size_t class_index);
   void free_small(small::Arena& arena, void* pointer);
   // This thread's cache, created on first use; nullptr once the thread is being torn down.
@@ -97,6 +115,7 @@ class Heap {
   static void after_fork_in_parent();
   static void after_fork_in_child();
 
+  static inline std::atomic<Heap*> started_{nullptr};
   budget::Budget budget_;
   small::ArenaRegistry registry_;
   small::Shard shards_[kShards];

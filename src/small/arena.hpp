@@ -40,6 +40,16 @@ enum SlotState : std::uint8_t {
   kSlotCached = 2,  // zeroed, held by a thread cache
 };
 
+// A slot's word: its state in the low byte and, while it is live, the size asked for above it
+// (the rest of the slot is canary). One word, so that a free reads both and changes the state in
+// one atomic step that touches one cache line.
+using SlotWord = std::uint32_t;
+constexpr SlotWord slot_word(SlotState state, std::size_t requested = 0) {
+  return static_cast<SlotWord>(requested << 8) | state;
+}
+constexpr SlotState slot_state(SlotWord word) { return static_cast<SlotState>(word & 0xff); }
+constexpr std::size_t slot_requested(SlotWord word) { return word >> 8; }
+
 struct Run {
   Run* next = nullptr;  // the shard's list of runs with free slots, per class
   Run* prev = nullptr;
@@ -49,8 +59,7 @@ struct Run {
   bool listed = false;
   std::uint16_t live = 0;
   SlotBitmap used;
-  std::uint16_t requested[kMaxRunSlots];  // the size asked for; the rest of the slot is canary
-  std::atomic<std::uint8_t> state[kMaxRunSlots];  // SlotState
+  std::atomic<SlotWord> slots[kMaxRunSlots];  // per slot: SlotState and requested size
 };
 
 struct Arena {

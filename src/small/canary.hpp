@@ -28,47 +28,49 @@ inline std::uint64_t canary_word(const unsigned char* base) {
 }
 
 namespace detail {
-// Which bytes of the 8-byte word at offset i belong to [from, to). The words touched lie inside
-// the slot (it is 16-byte aligned), so reading a whole word is always allowed.
-inline std::uint64_t canary_mask(std::size_t i, std::size_t from, std::size_t to) {
-  std::uint64_t mask = ~std::uint64_t{0};
-  if (i < from) mask &= ~std::uint64_t{0} << (8 * (from - i));
-  if (i + 8 > to) mask &= ~std::uint64_t{0} >> (8 * (i + 8 - to));
-  return mask;
+inline std::uint64_t load_word(const unsigned char* at) {
+  std::uint64_t word;
+  std::memcpy(&word, at, 8);
+  return word;
 }
+inline void store_word(unsigned char* at, std::uint64_t word) { std::memcpy(at, &word, 8); }
+// The bytes of a word from byte `first` (0..7) on, and the bytes before byte `end` (1..7).
+inline std::uint64_t bytes_from(std::size_t first) { return ~std::uint64_t{0} << (8 * first); }
+inline std::uint64_t bytes_before(std::size_t end) { return ~(~std::uint64_t{0} << (8 * end)); }
 }  // namespace detail
 
+// The canary spans [from, to). It is worked in aligned words: a head word shared with the
+// object's last bytes, whole words, and a tail word shared with the slack after it (a large
+// block's canary may be shorter than a word and sit inside one). The words touched lie inside
+// the slot or block (both are 16-byte aligned), so reading a whole word is allowed. Peeling
+// head and tail keeps masks out of the loop: sizes are rarely multiples of 8.
 inline void write_canary(unsigned char* base, std::size_t from, std::size_t to) {
+  using namespace detail;
+  if (from >= to) return;
   std::uint64_t word = canary_word(base);
-  if (((from | to) & 7) == 0) {  // the common case: whole words
-    for (std::size_t i = from; i < to; i += 8) std::memcpy(base + i, &word, 8);
-    return;
-  }
-  for (std::size_t i = from & ~std::size_t{7}; i < to; i += 8) {
-    std::uint64_t mask = detail::canary_mask(i, from, to);
-    std::uint64_t stored;
-    std::memcpy(&stored, base + i, 8);
-    stored = (stored & ~mask) | (word & mask);
-    std::memcpy(base + i, &stored, 8);
+  std::size_t first = from & ~std::size_t{7}, last = to & ~std::size_t{7};
+  std::uint64_t head = bytes_from(from - first);
+  if (first == last) head &= bytes_before(to - last);
+  store_word(base + first, (load_word(base + first) & ~head) | (word & head));
+  if (first == last) return;
+  for (std::size_t i = first + 8; i < last; i += 8) store_word(base + i, word);
+  if (to != last) {
+    std::uint64_t tail = bytes_before(to - last);
+    store_word(base + last, (load_word(base + last) & ~tail) | (word & tail));
   }
 }
 
 inline bool canary_intact(const unsigned char* base, std::size_t from, std::size_t to) {
+  using namespace detail;
+  if (from >= to) return true;
   std::uint64_t word = canary_word(base);
-  std::uint64_t difference = 0;
-  if (((from | to) & 7) == 0) {  // the common case: whole words
-    for (std::size_t i = from; i < to; i += 8) {
-      std::uint64_t stored;
-      std::memcpy(&stored, base + i, 8);
-      difference |= stored ^ word;
-    }
-    return difference == 0;
-  }
-  for (std::size_t i = from & ~std::size_t{7}; i < to; i += 8) {
-    std::uint64_t stored;
-    std::memcpy(&stored, base + i, 8);
-    difference |= (stored ^ word) & detail::canary_mask(i, from, to);
-  }
+  std::size_t first = from & ~std::size_t{7}, last = to & ~std::size_t{7};
+  std::uint64_t head = bytes_from(from - first);
+  if (first == last)
+    return ((load_word(base + first) ^ word) & head & bytes_before(to - last)) == 0;
+  std::uint64_t difference = (load_word(base + first) ^ word) & head;
+  for (std::size_t i = first + 8; i < last; i += 8) difference |= load_word(base + i) ^ word;
+  if (to != last) difference |= (load_word(base + last) ^ word) & bytes_before(to - last);
   return difference == 0;
 }
 

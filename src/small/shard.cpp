@@ -239,7 +239,7 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotR
       break;
     }
     run->used.set(slot);
-    run->state[slot].store(kSlotCached, std::memory_order_relaxed);
+    run->slots[slot].store(slot_word(kSlotCached), std::memory_order_relaxed);
     if (++run->live == run_slots(class_index)) unlink(*run);
     out[taken++] = {run, slot, slot_address(*run, slot)};
   }
@@ -248,7 +248,7 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotR
 
 void Shard::return_slot(const SlotRef& ref, budget::Budget& budget) {
   Run& run = *ref.run;
-  run.state[ref.slot].store(kSlotFree, std::memory_order_relaxed);
+  run.slots[ref.slot].store(slot_word(kSlotFree), std::memory_order_relaxed);
   run.used.clear(ref.slot);
   bool was_full = run.live == run_slots(run.class_index);
   --run.live;
@@ -272,40 +272,39 @@ void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t g
       0) {
     return nullptr;
   }
-  hand_out(slot, size);
+  hand_out(slot, class_index, size);
   return slot.address;
 }
 
 std::size_t Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
-  SlotRef slot;
-  std::size_t size = take_back(arena, pointer, &slot);
-  return_slot(slot, budget);
+  std::size_t size = 0;
+  return_slot(take_back(arena, pointer, &size), budget);
   return size;
 }
 
 void Shard::free_inherited(Arena& arena, void* pointer) {
   SlotRef ref = find_slot(arena, pointer);
   if (ref.run == nullptr) report::fatal_invalid_pointer(pointer);
-  if (ref.run->state[ref.slot].load(std::memory_order_relaxed) != kSlotLive) {
+  if (slot_state(ref.run->slots[ref.slot].load(std::memory_order_relaxed)) != kSlotLive) {
     report::fatal_double_free(pointer);
   }
-  ref.run->state[ref.slot].store(kSlotFree, std::memory_order_relaxed);
+  ref.run->slots[ref.slot].store(slot_word(kSlotFree), std::memory_order_relaxed);
   ref.run->used.clear(ref.slot);
   --ref.run->live;
 }
 
 std::size_t Shard::usable_size(Arena& arena, const void* pointer) {
   SlotRef ref = find_slot(arena, pointer);
-  if (ref.run == nullptr || ref.run->state[ref.slot].load(std::memory_order_acquire) != kSlotLive) {
-    report::fatal_invalid_pointer(pointer);
-  }
-  return ref.run->requested[ref.slot];
+  SlotWord word = ref.run == nullptr ? slot_word(kSlotFree)
+                                     : ref.run->slots[ref.slot].load(std::memory_order_acquire);
+  if (slot_state(word) != kSlotLive) report::fatal_invalid_pointer(pointer);
+  return slot_requested(word);
 }
 
 bool Shard::owns(Arena& arena, const void* pointer) {
   SlotRef ref = find_slot(arena, pointer);
   return ref.run != nullptr &&
-         ref.run->state[ref.slot].load(std::memory_order_acquire) == kSlotLive;
+         slot_state(ref.run->slots[ref.slot].load(std::memory_order_acquire)) == kSlotLive;
 }
 
 bool Shard::range_reads_zero(Arena& arena, const void* pointer, std::size_t length) {
