@@ -20,7 +20,6 @@ namespace lockbox::heap {
 namespace {
 
 alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
-Heap* g_heap = nullptr;
 
 // The thread's cache lives until the thread's TLS destructors run; t_cache_gone (trivially
 // destructible, so still readable afterwards) keeps later frees off the dead cache.
@@ -36,7 +35,7 @@ thread_local ThreadCacheOwner t_cache_owner;
 
 ThreadCacheOwner::~ThreadCacheOwner() {
   t_cache_gone = true;
-  if (t_cache != nullptr && g_heap != nullptr) {
+  if (t_cache != nullptr) {  // a cache exists only once the heap has started
     ThreadCache* cache = t_cache;
     t_cache = nullptr;
     Heap::retire_thread_cache(cache);
@@ -49,9 +48,9 @@ Heap& Heap::start() {
   // A function-local static is initialised exactly once, even when threads race to it. The
   // heap is never destroyed: other static destructors may still free secrets at exit.
   static Heap* heap = [] {
-    g_heap = new (g_heap_storage) Heap;
-    started_.store(g_heap, std::memory_order_release);
-    return g_heap;
+    Heap* started = new (g_heap_storage) Heap;
+    started_.store(started, std::memory_order_release);
+    return started;
   }();
   return *heap;
 }
@@ -86,7 +85,7 @@ ThreadCache* Heap::thread_cache() {
 }
 
 void Heap::retire_thread_cache(ThreadCache* cache) {
-  Heap& heap = *g_heap;
+  Heap& heap = instance();
   heap.flush_all(*cache);
   SpinLockGuard guard(heap.caches_lock_);
   heap.retired_objects_.fetch_add(cache->live_objects.load(std::memory_order_relaxed),
@@ -324,21 +323,23 @@ Stats Heap::stats() {
 }
 
 void Heap::before_fork() {
-  g_heap->caller_locks_lock_.lock();
-  g_heap->caches_lock_.lock();
-  for (auto& shard : g_heap->shards_) shard.lock().lock();
-  g_heap->large_.lock_for_fork();
+  Heap& heap = instance();
+  heap.caller_locks_lock_.lock();
+  heap.caches_lock_.lock();
+  for (auto& shard : heap.shards_) shard.lock().lock();
+  heap.large_.lock_for_fork();
 }
 
 void Heap::after_fork_in_parent() {
-  g_heap->large_.unlock_after_fork();
-  for (auto& shard : g_heap->shards_) shard.lock().unlock();
-  g_heap->caches_lock_.unlock();
-  g_heap->caller_locks_lock_.unlock();
+  Heap& heap = instance();
+  heap.large_.unlock_after_fork();
+  for (auto& shard : heap.shards_) shard.lock().unlock();
+  heap.caches_lock_.unlock();
+  heap.caller_locks_lock_.unlock();
 }
 
 void Heap::after_fork_in_child() {
-  Heap& heap = *g_heap;
+  Heap& heap = instance();
   heap.generation_.fetch_add(1, std::memory_order_relaxed);
   for (auto& shard : heap.shards_) shard.forget_arenas_after_fork();
   heap.large_.mark_inherited_after_fork();

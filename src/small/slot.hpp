@@ -15,6 +15,7 @@
 #include "small/arena.hpp"
 #include "small/canary.hpp"
 #include "support/sanitizers.hpp"
+#include "support/secure_zero.hpp"
 
 namespace lockbox::small {
 
@@ -65,8 +66,8 @@ inline bool all_zero(const unsigned char* bytes, std::size_t length) {
   return (any[0] | any[1]) == 0;
 }
 
-// Zeroes a slot so that the compiler cannot drop it (the barrier, as in secure_zero). Small slots
-// get 16-byte vector stores in line: calling the C library's memset costs more than the stores.
+// Zeroes a slot so that the compiler cannot drop it (keep_stores, as secure_zero does). Small
+// slots get 16-byte vector stores in line: calling the C library's memset costs more than that.
 inline void zero_slot(unsigned char* bytes, std::size_t length) {
   auto* vectors = reinterpret_cast<Vector*>(bytes);
   if (length <= 64) {
@@ -80,7 +81,7 @@ inline void zero_slot(unsigned char* bytes, std::size_t length) {
   } else {
     std::memset(bytes, 0, length);
   }
-  __asm__ __volatile__("" : : "r"(bytes) : "memory");
+  keep_stores(bytes);
 }
 
 // The canary covers the first 64 bytes after the object (a linear overflow must cross them);

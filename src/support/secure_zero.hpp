@@ -8,9 +8,14 @@
 
 namespace lockbox {
 
+// Stores to `address` count as observed: the compiler may not drop them as dead.
+inline void keep_stores(const void* address) {
+  __asm__ __volatile__("" : : "r"(address) : "memory");
+}
+
 inline void secure_zero(void* address, std::size_t bytes) {
   std::memset(address, 0, bytes);
-  __asm__ __volatile__("" : : "r"(address) : "memory");
+  keep_stores(address);
 }
 
 }  // namespace lockbox
