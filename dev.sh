@@ -79,19 +79,23 @@ fuzz() {
   meson compile -C "$dir" >/dev/null
   for target in "${FUZZ_TARGETS[@]}"; do
     # The corpus grows in /tmp; the committed seeds stay as they are.
-    local corpus
+    local corpus findings
     corpus=$(mktemp -d /tmp/lockbox-$target-XXXXXX)
+    # A directory of this run's own: an artifact left by an earlier run is not a new finding.
+    findings=$(mktemp -d /tmp/lockbox-$target-findings-XXXXXX)
     cp fuzz/corpus/$target/* "$corpus/"
     echo "== $target: $seconds s"
     # Undefined behaviour is a finding too: stop at the first report.
     (cd /tmp && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       "$OLDPWD/$dir/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
-      -dict="$OLDPWD/fuzz/$target.dict" -artifact_prefix="/tmp/$target-" "$corpus" 2>&1) |
+      -dict="$OLDPWD/fuzz/$target.dict" -artifact_prefix="$findings/" "$corpus" 2>&1) |
       grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|^Done|ERROR|SUMMARY|Test unit written" || true
     # libFuzzer leaves crash-* / leak-* / timeout-* artifacts when it finds something.
-    if ls /tmp/$target-* >/dev/null 2>&1; then
-      echo "dev.sh: $target found a bug: $(ls /tmp/$target-*)" >&2
+    if [ -n "$(ls -A "$findings")" ]; then
+      echo "dev.sh: $target found a bug: $(ls "$findings"/*)" >&2
       status=1
+    else
+      rmdir "$findings"
     fi
     rm -rf "$corpus"
   done

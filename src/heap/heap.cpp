@@ -14,6 +14,7 @@
 #include "report/report.hpp"
 #include "small/canary.hpp"
 #include "small/size_class.hpp"
+#include "small/slot.hpp"
 #include "support/last_error.hpp"
 
 namespace lockbox::heap {
@@ -60,6 +61,7 @@ Heap::Heap() {
   std::uint64_t secret = 0;
   randombytes_buf(&secret, sizeof secret);
   small::set_canary_secret(secret);
+  small::detail::detect_wide_vectors();
   budget_.refresh_limit();
   budget_.set_policy(options::policy_from_environment());
   budget_.set_backend(options::backend_from_environment());
@@ -102,12 +104,19 @@ void Heap::retire_thread_cache(ThreadCache* cache) {
 }
 
 void Heap::flush(ThreadCache::Bin& bin, std::size_t count) {
+  // One lock for each stretch of slots from the same shard (usually the whole batch).
+  small::Shard* held = nullptr;
   for (std::size_t i = 0; i < count; ++i) {
-    const small::SlotRef& slot = bin.slots[i];
-    small::Shard& shard = shards_[slot.run->arena->shard_index];
-    SpinLockGuard guard(shard.lock());
-    shard.return_slot(slot, budget_);
+    const small::CachedSlot& slot = bin.slots[i];
+    small::Shard* shard = &shards_[slot.arena->shard_index];
+    if (shard != held) {
+      if (held != nullptr) held->lock().unlock();
+      held = shard;
+      held->lock().lock();
+    }
+    held->return_slot(slot, budget_);
   }
+  if (held != nullptr) held->lock().unlock();
   for (std::size_t i = count; i < bin.count; ++i) bin.slots[i - count] = bin.slots[i];
   bin.count -= static_cast<std::uint32_t>(count);
 }
@@ -158,7 +167,7 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
   }
   ThreadCache::Bin& bin = cache->bins[class_index];
   if (bin.count == 0 && !refill(*cache, class_index)) return nullptr;
-  const small::SlotRef& slot = bin.slots[--bin.count];
+  const small::CachedSlot& slot = bin.slots[--bin.count];
   small::hand_out(slot, class_index, size);
   cache->count(1, static_cast<std::int64_t>(size));
   return slot.address;
@@ -178,19 +187,24 @@ void Heap::free_small(small::Arena& arena, void* pointer) {
     retired_bytes_.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return;
   }
-  std::size_t size = 0;
-  small::SlotRef slot = small::take_back(arena, pointer, &size);
-  cache->count(-1, -static_cast<std::int64_t>(size));
-  if (!small::on_locked_pages(slot)) {
+  small::FreedSlot freed = small::take_back(arena, pointer);
+  cache->count(-1, -static_cast<std::int64_t>(freed.requested));
+  auto* address = static_cast<unsigned char*>(pointer);
+  if (freed.on_unlocked_pages) [[unlikely]] {
     small::Shard& shard = shards_[arena.shard_index];
     SpinLockGuard guard(shard.lock());
-    shard.return_slot(slot, budget_);
+    shard.return_slot({address, &arena}, budget_);
     return;
   }
-  ThreadCache::Bin& bin = cache->bins[slot.run->class_index];
-  std::size_t capacity = ThreadCache::capacity(slot.run->class_index);
-  if (bin.count == capacity) flush(bin, capacity / 2);
-  bin.slots[bin.count++] = slot;
+  ThreadCache::Bin& bin = cache->bins[freed.class_index];
+  std::size_t capacity = ThreadCache::capacity(freed.class_index);
+  if (bin.count == capacity) [[unlikely]]
+    flush(bin, capacity / 2);
+  // Field by field: a CachedSlot built on the stack and copied whole was read back as one
+  // 16-byte load of two 8-byte stores, which store forwarding cannot serve (a stall per free).
+  small::CachedSlot& slot = bin.slots[bin.count++];
+  slot.address = address;
+  slot.arena = &arena;
 }
 
 bool Heap::reclaim_from_shards(void* context) {

@@ -31,7 +31,7 @@ struct ThreadCache {
 
   struct Bin {
     std::uint32_t count = 0;
-    small::SlotRef slots[kMaxSlots];
+    small::CachedSlot slots[kMaxSlots];
   };
 
   // Only the owning thread writes these (load + store, no read-modify-write); stats() reads them.

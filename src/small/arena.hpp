@@ -1,5 +1,5 @@
 // An arena: 1 MiB of address space aligned to 1 MiB, a guard page at each end, carved into
-// runs of one size class each. Its metadata (page refcounts, slot bitmaps, requested sizes)
+// runs of one size class each. Its metadata (page refcounts, slot bitmaps, slot words)
 // lives in a separate mapping, so no overflow out of a secret can reach it.
 #pragma once
 
@@ -35,20 +35,33 @@ struct Arena;
 // which, per slot, so a thread cache can hand slots out and take them back without the shard
 // lock, and a double free is caught even when the slot sits in a cache.
 enum SlotState : std::uint8_t {
-  kSlotFree = 0,    // in the run
-  kSlotLive = 1,    // handed to the application
-  kSlotCached = 2,  // zeroed, held by a thread cache
+  kNoSlot = 0,      // no slot starts here (an interior granule, a page no run owns, a guard)
+  kSlotFree = 1,    // in the run
+  kSlotLive = 2,    // handed to the application
+  kSlotCached = 3,  // zeroed, held by a thread cache
 };
 
-// A slot's word: its state in the low byte and, while it is live, the size asked for above it
-// (the rest of the slot is canary). One word, so that a free reads both and changes the state in
-// one atomic step that touches one cache line.
+// A slot's word, kept per 16-byte granule of the arena for the slot that starts there, so that a
+// free finds it from the pointer alone (no run, no division). It holds everything the fast paths
+// need, read and changed in one atomic step on one cache line:
+//   bits  0-3   SlotState
+//   bit   4     the slot lies on a page BEST_EFFORT could not lock (not worth caching)
+//   bits  8-15  size class
+//   bits 16-31  while live, the size asked for (the canary follows it)
 using SlotWord = std::uint32_t;
-constexpr SlotWord slot_word(SlotState state, std::size_t requested = 0) {
-  return static_cast<SlotWord>(requested << 8) | state;
+inline constexpr SlotWord kSlotStateMask = 0xf;
+inline constexpr SlotWord kSlotOnUnlockedPages = 0x10;
+constexpr SlotWord slot_word(SlotState state, std::size_t class_index, std::size_t requested = 0,
+                             SlotWord flags = 0) {
+  return static_cast<SlotWord>(requested << 16) | static_cast<SlotWord>(class_index << 8) | flags |
+         state;
 }
-constexpr SlotState slot_state(SlotWord word) { return static_cast<SlotState>(word & 0xff); }
-constexpr std::size_t slot_requested(SlotWord word) { return word >> 8; }
+constexpr SlotState slot_state(SlotWord word) {
+  return static_cast<SlotState>(word & kSlotStateMask);
+}
+constexpr std::size_t slot_class(SlotWord word) { return (word >> 8) & 0xff; }
+constexpr std::size_t slot_requested(SlotWord word) { return word >> 16; }
+static_assert(kMaxSlotSize < (std::size_t{1} << 16) && kClassCount <= 256);
 
 struct Run {
   Run* next = nullptr;  // the shard's list of runs with free slots, per class
@@ -59,7 +72,6 @@ struct Run {
   bool listed = false;
   std::uint16_t live = 0;
   SlotBitmap used;
-  std::atomic<SlotWord> slots[kMaxRunSlots];  // per slot: SlotState and requested size
 };
 
 struct Arena {
@@ -78,11 +90,17 @@ struct Arena {
   PageState page_state[kArenaPages];
   std::uint16_t page_run[kArenaPages];  // first page of the owning run, or kNoRun
   Run runs[kArenaPages];                // indexed by a run's first page
+  std::atomic<SlotWord> slot_words[kArenaBytes / kGranule];  // see SlotWord
 
   unsigned char* page_address(std::size_t page) const { return base + page * os::kPageSize; }
   std::size_t page_index(const void* address) const {
     return static_cast<std::size_t>(static_cast<const unsigned char*>(address) - base) /
            os::kPageSize;
+  }
+  // The word of the slot that would start at `address` (inside this arena, 16-byte aligned).
+  std::atomic<SlotWord>& slot_word_at(const void* address) {
+    return slot_words[static_cast<std::size_t>(static_cast<const unsigned char*>(address) - base) /
+                      kGranule];
   }
 };
 

@@ -1,11 +1,13 @@
-// Canaries: the bytes between the requested size and the end of a slot (at least 8, at most 64)
-// hold a pattern derived from a per-process random secret and the slot's address. Any overflow of
-// the requested size changes them, and free() notices. Inline: every allocation and free runs it.
+// Canaries: bytes right after the requested size hold a pattern derived from a per-process
+// random secret and the slot's (or block's) address. Any linear overflow of the requested size
+// changes them, and free() notices. Inline: every allocation and free runs it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "small/size_class.hpp"
 
 namespace lockbox::small {
 
@@ -71,6 +73,40 @@ inline bool canary_intact(const unsigned char* base, std::size_t from, std::size
   std::uint64_t difference = (load_word(base + first) ^ word) & head;
   for (std::size_t i = first + 8; i < last; i += 8) difference |= load_word(base + i) ^ word;
   if (to != last) difference |= (load_word(base + last) ^ word) & bytes_before(to - last);
+  return difference == 0;
+}
+
+// A small slot's canary: the bytes after the object inside one 16-byte window, which starts at
+// the object's end or, when fewer than 16 bytes of slack remain, ends at the slot's end (so 8 to
+// 16 canary bytes; size classes guarantee 8). Two word stores and two word loads at a computed
+// offset, with no loop and no branch on the size: sizes vary from call to call, and a
+// mispredicted loop exit cost more than the canary itself. The window's first word may begin
+// with object bytes; `head` masks them out.
+struct SlotCanary {
+  std::size_t window;  // offset of the window in the slot
+  std::uint64_t head;  // the canary bytes of the window's first word
+};
+
+inline SlotCanary slot_canary(std::size_t size, std::size_t slot_size) {
+  std::size_t last_window = slot_size - kCanaryWindow;
+  std::size_t window = size < last_window ? size : last_window;
+  std::size_t object_bytes = size - window;  // 0 to 8
+  // Two shifts, so that 8 object bytes (a shift by 64 in one step) give an empty mask.
+  return {window, (~std::uint64_t{0} << (4 * object_bytes)) << (4 * object_bytes)};
+}
+
+// The slot reads zero when this runs (checked on hand-out), so the object bytes the window
+// shares stay zero.
+inline void write_slot_canary(unsigned char* slot, SlotCanary canary) {
+  std::uint64_t word = canary_word(slot);
+  detail::store_word(slot + canary.window, word & canary.head);
+  detail::store_word(slot + canary.window + 8, word);
+}
+
+inline bool slot_canary_intact(const unsigned char* slot, SlotCanary canary) {
+  std::uint64_t word = canary_word(slot);
+  std::uint64_t difference = (detail::load_word(slot + canary.window) ^ word) & canary.head;
+  difference |= detail::load_word(slot + canary.window + 8) ^ word;
   return difference == 0;
 }
 

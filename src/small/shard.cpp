@@ -31,6 +31,26 @@ unsigned char* slot_address(const Run& run, std::size_t slot) {
   return run.arena->page_address(run.first_page) + slot * kSlotSizes[run.class_index];
 }
 
+// The run and index of the slot at `address` (which starts a slot of a run: the caller knows).
+struct SlotPlace {
+  Run& run;
+  std::size_t slot;
+};
+SlotPlace locate(Arena& arena, const unsigned char* address) {
+  Run& run = arena.runs[arena.page_run[arena.page_index(address)]];
+  auto offset = static_cast<std::size_t>(address - arena.page_address(run.first_page));
+  return {run, offset / kSlotSizes[run.class_index]};
+}
+
+// Every slot of a run, as its words say: free slots of its class, or (dissolved) none.
+void set_slot_words(Run& run, SlotState state) {
+  for (std::size_t slot = 0; slot < run_slots(run.class_index); ++slot) {
+    run.arena->slot_word_at(slot_address(run, slot))
+        .store(state == kNoSlot ? SlotWord{0} : slot_word(state, run.class_index),
+               std::memory_order_relaxed);
+  }
+}
+
 }  // namespace
 
 void Shard::link(Run& run) {
@@ -108,6 +128,7 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
   run.class_index = static_cast<std::uint8_t>(class_index);
   run.live = 0;
   run.used.clear_all();
+  set_slot_words(run, kSlotFree);
   // Until a slot is handed out, any access to it is a bug ASan should name.
   sanitizers::poison(arena->page_address(first), pages * os::kPageSize);
   link(run);
@@ -116,6 +137,7 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
 
 void Shard::dissolve_run(Run& run) {
   unlink(run);
+  set_slot_words(run, kNoSlot);
   Arena& arena = *run.arena;
   std::size_t pages = run_pages(run.class_index);
   for (std::size_t page = run.first_page; page < run.first_page + pages; ++page) {
@@ -212,7 +234,7 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
 
 bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
 
-std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
+std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, CachedSlot* out,
                               std::uint64_t generation, std::uint32_t my_index,
                               ArenaRegistry& registry, budget::Budget& budget,
                               pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
@@ -239,20 +261,28 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, SlotR
       break;
     }
     run->used.set(slot);
-    run->slots[slot].store(slot_word(kSlotCached), std::memory_order_relaxed);
+    // While the slot is taken its pages are held, so their state cannot change under it.
+    Arena& arena = *run->arena;
+    bool locked = arena.page_state[span.first] == PageState::kLocked &&
+                  arena.page_state[span.last] == PageState::kLocked;
+    unsigned char* address = slot_address(*run, slot);
+    arena.slot_word_at(address).store(
+        slot_word(kSlotCached, class_index, 0, locked ? 0 : kSlotOnUnlockedPages),
+        std::memory_order_relaxed);
     if (++run->live == run_slots(class_index)) unlink(*run);
-    out[taken++] = {run, slot, slot_address(*run, slot)};
+    out[taken++] = {address, &arena};
   }
   return taken;
 }
 
-void Shard::return_slot(const SlotRef& ref, budget::Budget& budget) {
-  Run& run = *ref.run;
-  run.slots[ref.slot].store(slot_word(kSlotFree), std::memory_order_relaxed);
-  run.used.clear(ref.slot);
+void Shard::return_slot(const CachedSlot& cached, budget::Budget& budget) {
+  auto [run, slot] = locate(*cached.arena, cached.address);
+  cached.arena->slot_word_at(cached.address)
+      .store(slot_word(kSlotFree, run.class_index), std::memory_order_relaxed);
+  run.used.clear(slot);
   bool was_full = run.live == run_slots(run.class_index);
   --run.live;
-  PageSpan span = pages_of_slot(run, ref.slot);
+  PageSpan span = pages_of_slot(run, slot);
   for (std::size_t page = span.first; page <= span.last; ++page) {
     release_page(*run.arena, page, budget);
   }
@@ -267,7 +297,7 @@ void Shard::return_slot(const SlotRef& ref, budget::Budget& budget) {
 void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
                       std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
                       pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
-  SlotRef slot;
+  CachedSlot slot;
   if (take_slots(class_index, 1, &slot, generation, my_index, registry, budget, reclaimer, pool) ==
       0) {
     return nullptr;
@@ -277,34 +307,35 @@ void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t g
 }
 
 std::size_t Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
-  std::size_t size = 0;
-  return_slot(take_back(arena, pointer, &size), budget);
-  return size;
+  FreedSlot freed = take_back(arena, pointer);
+  return_slot({static_cast<unsigned char*>(pointer), &arena}, budget);
+  return freed.requested;
 }
 
 void Shard::free_inherited(Arena& arena, void* pointer) {
-  SlotRef ref = find_slot(arena, pointer);
-  if (ref.run == nullptr) report::fatal_invalid_pointer(pointer);
-  if (slot_state(ref.run->slots[ref.slot].load(std::memory_order_relaxed)) != kSlotLive) {
+  std::atomic<SlotWord>* word = slot_word_for(arena, pointer);
+  if (word == nullptr) report::fatal_invalid_pointer(pointer);
+  SlotWord seen = word->load(std::memory_order_relaxed);
+  if (slot_state(seen) == kSlotFree || slot_state(seen) == kSlotCached) {
     report::fatal_double_free(pointer);
   }
-  ref.run->slots[ref.slot].store(slot_word(kSlotFree), std::memory_order_relaxed);
-  ref.run->used.clear(ref.slot);
-  --ref.run->live;
+  if (slot_state(seen) != kSlotLive) report::fatal_invalid_pointer(pointer);
+  auto [run, slot] = locate(arena, static_cast<unsigned char*>(pointer));
+  word->store(slot_word(kSlotFree, run.class_index), std::memory_order_relaxed);
+  run.used.clear(slot);
+  --run.live;
 }
 
 std::size_t Shard::usable_size(Arena& arena, const void* pointer) {
-  SlotRef ref = find_slot(arena, pointer);
-  SlotWord word = ref.run == nullptr ? slot_word(kSlotFree)
-                                     : ref.run->slots[ref.slot].load(std::memory_order_acquire);
-  if (slot_state(word) != kSlotLive) report::fatal_invalid_pointer(pointer);
-  return slot_requested(word);
+  std::atomic<SlotWord>* word = slot_word_for(arena, pointer);
+  SlotWord seen = word == nullptr ? SlotWord{0} : word->load(std::memory_order_acquire);
+  if (slot_state(seen) != kSlotLive) report::fatal_invalid_pointer(pointer);
+  return slot_requested(seen);
 }
 
 bool Shard::owns(Arena& arena, const void* pointer) {
-  SlotRef ref = find_slot(arena, pointer);
-  return ref.run != nullptr &&
-         slot_state(ref.run->slots[ref.slot].load(std::memory_order_acquire)) == kSlotLive;
+  std::atomic<SlotWord>* word = slot_word_for(arena, pointer);
+  return word != nullptr && slot_state(word->load(std::memory_order_acquire)) == kSlotLive;
 }
 
 bool Shard::range_reads_zero(Arena& arena, const void* pointer, std::size_t length) {

@@ -10,12 +10,10 @@
 #include "small/arena.hpp"
 #include "small/arena_registry.hpp"
 #include "small/slot.hpp"
-#include "small/slot.hpp"
 #include "support/spin_lock.hpp"
 
 namespace lockbox::small {
 
-// Statistics a shard keeps itself; objects are counted by the threads that allocate them.
 // What a shard counts itself; objects are counted by the threads that allocate them.
 struct ShardStats {
   std::size_t reserved_bytes = 0;
@@ -34,13 +32,13 @@ class Shard {
   // under them first), marks them cached and writes them to `out`. Returns how many; 0 with
   // last_error set when not even one could be had.
   // `pool` serves memfd_secret arenas; null means anonymous memory only.
-  std::size_t take_slots(std::size_t class_index, std::size_t wanted, SlotRef* out,
+  std::size_t take_slots(std::size_t class_index, std::size_t wanted, CachedSlot* out,
                          std::uint64_t generation, std::uint32_t my_index, ArenaRegistry& registry,
                          budget::Budget& budget, pages::Reclaimer reclaimer,
                          pages::SecretmemPool* pool = nullptr);
   // Gives a cached (zeroed) slot back to its run: drops its page references, and gives the
   // run's pages back to the arena once it is empty.
-  void return_slot(const SlotRef& slot, budget::Budget& budget);
+  void return_slot(const CachedSlot& slot, budget::Budget& budget);
 
   // One slot without a thread cache: take_slots + hand_out, and take_back + return_slot.
   void* allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,

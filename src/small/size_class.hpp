@@ -12,8 +12,9 @@ namespace lockbox::small {
 
 // Every slot ends with at least this many canary bytes after the requested size.
 inline constexpr std::size_t kMinCanaryBytes = 8;
-// ... and at most this many: the slack beyond stays zero.
-inline constexpr std::size_t kMaxCanaryBytes = 64;
+// ... and at most this many: the canary is one 16-byte window (canary.hpp), the slack beyond
+// stays zero.
+inline constexpr std::size_t kCanaryWindow = 16;
 inline constexpr std::size_t kGranule = 16;  // alignof(max_align_t)
 
 // Slot sizes: multiples of 16, four per doubling above 128, so waste stays under 25%.

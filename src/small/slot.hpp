@@ -1,12 +1,14 @@
-// A slot's own life, outside any lock: finding the slot a pointer names, handing a slot to the
-// application (write-after-free check, canary) and taking it back (double-free and canary
-// checks, zeroing). Safe without the shard lock because a slot that is live or cached belongs
-// to exactly one owner, and its run cannot be dissolved while it holds the slot.
+// A slot's own life, outside any lock: handing a slot to the application (write-after-free
+// check, canary) and taking it back (double-free and canary checks, zeroing). Safe without the
+// shard lock because a slot that is live or cached belongs to exactly one owner, and its run
+// cannot be dissolved while it holds the slot. A free finds everything it needs in the slot's
+// word, indexed by the pointer's offset in its arena: no run, no division, one cache line.
 // Inline: every small allocation and free runs these, and a call boundary would send the slot's
-// description through memory (a 24-byte struct is returned on the stack, and reading it back
-// whole stalled on store forwarding). Every failure leaves through report/, out of line.
+// description through memory (a struct returned on the stack stalled on store forwarding).
+// Every failure leaves through report/, out of line.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -19,11 +21,10 @@
 
 namespace lockbox::small {
 
-// Where a pointer sits inside an arena; run == nullptr if it is not the start of a slot.
-struct SlotRef {
-  Run* run;
-  std::size_t slot;
+// A slot held by a thread cache (or on its way there from a run): where it is and whose it is.
+struct CachedSlot {
   unsigned char* address;
+  Arena* arena;
 };
 
 namespace detail {
@@ -45,6 +46,48 @@ inline SmallSlotIndices small_slot_indices(std::size_t vectors) {
   return {last < 1 ? last : 1, last < 2 ? last : 2, last};
 }
 
+// Slots above 64 bytes are scanned in a loop; where the processor has AVX2 (found once at start,
+// detect_wide_vectors), in 32-byte vectors: twice the bytes per load, and the scan is what a
+// hand-out of a large slot mostly costs.
+inline bool g_wide_vectors = false;
+
+#if defined(__x86_64__)
+using WideVector = std::uint64_t __attribute__((vector_size(32)));
+
+// Slots are only 16-byte aligned: every load is an unaligned one (memcpy into a register).
+__attribute__((target("avx2"))) inline WideVector load_wide(const unsigned char* at) {
+  WideVector vector;
+  std::memcpy(&vector, at, sizeof vector);
+  return vector;
+}
+
+__attribute__((target("avx2"))) inline bool all_zero_wide(const unsigned char* bytes,
+                                                          std::size_t length) {
+  constexpr std::size_t kWide = sizeof(WideVector);
+  WideVector a{}, b{}, c{}, d{};
+  std::size_t offset = 0;
+  for (; offset + 4 * kWide <= length; offset += 4 * kWide) {
+    a |= load_wide(bytes + offset);
+    b |= load_wide(bytes + offset + kWide);
+    c |= load_wide(bytes + offset + 2 * kWide);
+    d |= load_wide(bytes + offset + 3 * kWide);
+  }
+  for (; offset + kWide <= length; offset += kWide) a |= load_wide(bytes + offset);
+  // A slot of an odd number of 16-byte granules: the last 32 bytes, overlapping.
+  if (offset != length) b |= load_wide(bytes + length - kWide);
+  WideVector any = (a | b) | (c | d);
+  return ((any[0] | any[1]) | (any[2] | any[3])) == 0;
+}
+
+inline void detect_wide_vectors() {
+  __builtin_cpu_init();
+  g_wide_vectors = __builtin_cpu_supports("avx2");
+}
+#else
+inline bool all_zero_wide(const unsigned char*, std::size_t) { return false; }
+inline void detect_wide_vectors() {}
+#endif
+
 inline bool all_zero(const unsigned char* bytes, std::size_t length) {
   const auto* vectors = reinterpret_cast<const Vector*>(bytes);
   std::size_t count = length / sizeof(Vector);
@@ -53,6 +96,7 @@ inline bool all_zero(const unsigned char* bytes, std::size_t length) {
     Vector any = (vectors[0] | vectors[at.second]) | (vectors[at.third] | vectors[at.last]);
     return (any[0] | any[1]) == 0;
   }
+  if (g_wide_vectors) return all_zero_wide(bytes, length);
   Vector a{}, b{}, c{}, d{};
   std::size_t i = 0;
   for (; i + 4 <= count; i += 4) {
@@ -77,81 +121,76 @@ inline void zero_slot(unsigned char* bytes, std::size_t length) {
     vectors[at.third] = Vector{};
     vectors[at.last] = Vector{};
   } else if (length <= 256) {
-    for (std::size_t i = 0; i < length / sizeof(Vector); ++i) vectors[i] = Vector{};
+    // The first and the last eight vectors, overlapping: a loop here was turned into `rep stos`
+    // by GCC, whose start-up costs more than the whole slot.
+    std::size_t last = length / sizeof(Vector) - 1;  // 4 to 15
+    for (std::size_t i = 0; i < 8; ++i) {
+      std::size_t step = i < last ? i : last;
+      vectors[step] = Vector{};
+      vectors[last - step] = Vector{};
+    }
   } else {
     std::memset(bytes, 0, length);
   }
   keep_stores(bytes);
 }
 
-// The canary covers the first 64 bytes after the object (a linear overflow must cross them);
-// the rest of a large slack stays zero, and is zeroed again on free with the whole slot.
-inline std::size_t canary_end(std::size_t size, std::size_t slot_size) {
-  return slot_size - size > kMaxCanaryBytes ? size + kMaxCanaryBytes : slot_size;
-}
-
 }  // namespace detail
 
-inline SlotRef find_slot(Arena& arena, const void* pointer) {
-  std::size_t page = arena.page_index(pointer);
-  if (page < kFirstDataPage || page >= kEndDataPage || arena.page_run[page] == kNoRun) {
-    return {nullptr, 0, nullptr};
-  }
-  Run& run = arena.runs[arena.page_run[page]];
-  unsigned char* run_start = arena.page_address(run.first_page);
-  auto offset = static_cast<std::size_t>(static_cast<const unsigned char*>(pointer) - run_start);
-  std::size_t slot = slot_index(offset, run.class_index);
-  if (slot * kSlotSizes[run.class_index] != offset) return {nullptr, 0, nullptr};
-  return {&run, slot, run_start + offset};
+// The word of the slot that starts at `pointer` in `arena`, or nullptr if no slot could start
+// there (not 16-byte aligned). Whether one does is the word's to say (kNoSlot).
+inline std::atomic<SlotWord>* slot_word_for(Arena& arena, const void* pointer) {
+  if ((reinterpret_cast<std::uintptr_t>(pointer) & (kGranule - 1)) != 0) return nullptr;
+  return &arena.slot_word_at(pointer);
 }
 
 // A slot of class `class_index` taken from its run (state cached) becomes the application's:
 // checks that it still reads zero (else fatal write after free), stamps the canary, and records
-// the size with the state. The class comes from the caller, not the run: one cache miss fewer.
-inline void hand_out(const SlotRef& ref, std::size_t class_index, std::size_t size) {
+// the size with the state. The class comes from the caller: one load fewer.
+inline void hand_out(const CachedSlot& slot, std::size_t class_index, std::size_t size) {
   std::size_t slot_size = kSlotSizes[class_index];
-  sanitizers::unpoison(ref.address, slot_size);
-  if (!detail::all_zero(ref.address, slot_size)) report::fatal_write_after_free(ref.address);
-  write_canary(ref.address, size, detail::canary_end(size, slot_size));
-  sanitizers::poison(ref.address + size, slot_size - size);
-  ref.run->slots[ref.slot].store(slot_word(kSlotLive, size), std::memory_order_release);
+  sanitizers::unpoison(slot.address, slot_size);
+  if (!detail::all_zero(slot.address, slot_size)) report::fatal_write_after_free(slot.address);
+  write_slot_canary(slot.address, slot_canary(size, slot_size));
+  sanitizers::poison(slot.address + size, slot_size - size);
+  std::atomic<SlotWord>& word = slot.arena->slot_word_at(slot.address);
+  SlotWord flags = word.load(std::memory_order_relaxed) & kSlotOnUnlockedPages;
+  word.store(slot_word(kSlotLive, class_index, size, flags), std::memory_order_release);
 }
+
+// What a free learned about the slot it took back.
+struct FreedSlot {
+  std::size_t class_index;
+  std::size_t requested;
+  bool on_unlocked_pages;  // not worth caching: returning it lets the page go
+};
 
 // The application gives `pointer` back: fatal if it is not a live slot (double free, pointer
 // lockbox never returned) or its canary is broken; then the slot is zeroed and marked cached.
-// Returns the slot; its requested size goes to *size.
-inline SlotRef take_back(Arena& arena, void* pointer, std::size_t* size) {
-  SlotRef ref = find_slot(arena, pointer);
-  if (ref.run == nullptr) report::fatal_invalid_pointer(pointer);
+inline FreedSlot take_back(Arena& arena, void* pointer) {
+  std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
+  if (slot == nullptr) report::fatal_invalid_pointer(pointer);
   // One atomic step: of two threads freeing the same pointer at once, only one wins.
-  std::atomic<SlotWord>& slot = ref.run->slots[ref.slot];
-  SlotWord word = slot.load(std::memory_order_relaxed);
+  SlotWord word = slot->load(std::memory_order_relaxed);
+  std::size_t class_index = slot_class(word);
   if (slot_state(word) != kSlotLive ||
-      !slot.compare_exchange_strong(word, slot_word(kSlotCached), std::memory_order_acq_rel)) {
+      !slot->compare_exchange_strong(
+          word, slot_word(kSlotCached, class_index, 0, word & kSlotOnUnlockedPages),
+          std::memory_order_acq_rel)) {
     if (slot_state(word) == kSlotFree || slot_state(word) == kSlotCached) {
       report::fatal_double_free(pointer);
     }
     report::fatal_invalid_pointer(pointer);
   }
+  auto* bytes = static_cast<unsigned char*>(pointer);
   std::size_t requested = slot_requested(word);
-  std::size_t slot_size = kSlotSizes[ref.run->class_index];
-  sanitizers::unpoison(ref.address, slot_size);
-  if (!canary_intact(ref.address, requested, detail::canary_end(requested, slot_size))) {
-    report::fatal_canary_broken(pointer);
-  }
-  detail::zero_slot(ref.address, slot_size);
-  sanitizers::poison(ref.address, slot_size);
-  *size = requested;
-  return ref;
-}
-
-// Are all pages under the slot locked? A slot on a page BEST_EFFORT could not lock is not worth
-// keeping in a cache: returning it lets the page go.
-inline bool on_locked_pages(const SlotRef& ref) {
-  const Arena& arena = *ref.run->arena;
-  std::size_t slot_size = kSlotSizes[ref.run->class_index];
-  return arena.page_state[arena.page_index(ref.address)] == PageState::kLocked &&
-         arena.page_state[arena.page_index(ref.address + slot_size - 1)] == PageState::kLocked;
+  std::size_t slot_size = kSlotSizes[class_index];
+  SlotCanary canary = slot_canary(requested, slot_size);
+  sanitizers::unpoison(bytes, slot_size);
+  if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(pointer);
+  detail::zero_slot(bytes, slot_size);
+  sanitizers::poison(bytes, slot_size);
+  return {class_index, requested, (word & kSlotOnUnlockedPages) != 0};
 }
 
 }  // namespace lockbox::small

@@ -1,0 +1,109 @@
+// The inline slot checks, exhaustively over sizes and lengths: the 16-byte canary window of every
+// request in every class, the all-zero scan on both of its paths (16- and 32-byte vectors), and
+// the zeroing of every length a free can ask for.
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+#include "small/slot.hpp"
+
+using namespace lockbox::small;
+
+namespace {
+
+alignas(16) unsigned char g_slot[kMaxSlotSize + 64];
+
+// Every request a class serves: sizes whose class is `class_index`.
+template <typename Visit>
+void for_each_request(Visit visit) {
+  for (std::size_t size = 0; size <= kMaxSmallRequest; ++size) visit(size, class_for_request(size));
+}
+
+}  // namespace
+
+TEST_CASE("a slot's canary window covers 8 to 16 bytes right after the object, inside the slot") {
+  set_canary_secret(0x5eed5eed5eed5eedull);
+  for_each_request([](std::size_t size, std::size_t class_index) {
+    std::size_t slot_size = kSlotSizes[class_index];
+    SlotCanary canary = slot_canary(size, slot_size);
+    REQUIRE(canary.window + kCanaryWindow <= slot_size);
+    std::size_t canary_bytes = canary.window + kCanaryWindow - size;
+    REQUIRE(canary_bytes >= kMinCanaryBytes);
+    REQUIRE(canary_bytes <= kCanaryWindow);
+  });
+}
+
+TEST_CASE("a slot's canary leaves the object zero, and any changed canary byte is caught") {
+  set_canary_secret(0x0badc0ffee0ddf00ull);
+  // Every size of the small classes (whose windows sit at every offset), and the boundaries of
+  // the rest; each byte of the window is flipped in turn.
+  for_each_request([](std::size_t size, std::size_t class_index) {
+    std::size_t slot_size = kSlotSizes[class_index];
+    if (slot_size > 256 && size + 24 < slot_size && size % 61 != 0) return;
+    std::memset(g_slot, 0, slot_size);
+    SlotCanary canary = slot_canary(size, slot_size);
+    write_slot_canary(g_slot, canary);
+    bool object_still_zero = true;
+    for (std::size_t i = 0; i < size; ++i) object_still_zero &= g_slot[i] == 0;
+    REQUIRE(object_still_zero);  // calloc relies on it
+    bool beyond_window_zero = true;
+    for (std::size_t i = canary.window + kCanaryWindow; i < slot_size; ++i) {
+      beyond_window_zero &= g_slot[i] == 0;
+    }
+    REQUIRE(beyond_window_zero);
+    REQUIRE(slot_canary_intact(g_slot, canary));
+    // The application may write its whole object.
+    std::memset(g_slot, 0xa5, size);
+    REQUIRE(slot_canary_intact(g_slot, canary));
+    bool every_canary_byte_guarded = true;
+    for (std::size_t i = size; i < canary.window + kCanaryWindow; ++i) {
+      g_slot[i] ^= 0x01;
+      every_canary_byte_guarded &= !slot_canary_intact(g_slot, canary);
+      g_slot[i] ^= 0x01;
+    }
+    REQUIRE(every_canary_byte_guarded);
+    // A 1-byte overflow that happens to write zero is caught too: no canary byte is zero.
+    unsigned char saved = g_slot[size];
+    g_slot[size] = 0;
+    REQUIRE_FALSE(slot_canary_intact(g_slot, canary));
+    g_slot[size] = saved;
+  });
+}
+
+TEST_CASE("the all-zero scan finds one nonzero byte anywhere in any slot, on both paths") {
+  for (bool wide : {false, true}) {
+    detail::g_wide_vectors = false;
+    if (wide) detail::detect_wide_vectors();
+    if (wide && !detail::g_wide_vectors) continue;  // no AVX2 here: only the 16-byte path exists
+    CAPTURE(wide);
+    for (std::size_t slot_size : kSlotSizes) {
+      std::memset(g_slot, 0, sizeof g_slot);
+      // A nonzero byte just outside the slot must not count.
+      g_slot[slot_size] = 0xff;
+      REQUIRE(detail::all_zero(g_slot, slot_size));
+      bool every_byte_seen = true;
+      for (std::size_t i = 0; i < slot_size; ++i) {
+        g_slot[i] = 0x80;
+        every_byte_seen &= !detail::all_zero(g_slot, slot_size);
+        g_slot[i] = 0;
+      }
+      CAPTURE(slot_size);
+      REQUIRE(every_byte_seen);
+    }
+  }
+  detail::detect_wide_vectors();
+}
+
+TEST_CASE("zeroing a slot clears exactly the bytes asked for, at every length") {
+  for (std::size_t length = kGranule; length <= kMaxSlotSize; length += kGranule) {
+    std::memset(g_slot, 0x5a, sizeof g_slot);
+    detail::zero_slot(g_slot, length);
+    bool zeroed = true;
+    for (std::size_t i = 0; i < length; ++i) zeroed &= g_slot[i] == 0;
+    bool rest_untouched = true;
+    for (std::size_t i = length; i < sizeof g_slot; ++i) rest_untouched &= g_slot[i] == 0x5a;
+    CAPTURE(length);
+    REQUIRE(zeroed);
+    REQUIRE(rest_untouched);
+  }
+}
