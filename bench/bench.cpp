@@ -2,9 +2,11 @@
 // forked child of its own (peers keep global state, and one peer's heap must not slow another),
 // and the density measurement runs as an ordinary user with RLIMIT_MEMLOCK = 8 MiB.
 //
-// Usage: lockbox_bench [--quick] [--only NAME] [--out DIR]
+// Usage: lockbox_bench [--quick] [--rounds N] [--only NAME] [--out DIR]
 //        lockbox_bench --steady N
-//   --quick      fewer repetitions (a smoke test)
+//   --quick      fewer repetitions and one round (a smoke test)
+//   --rounds N   run every peer N times, in turn (default 3): the machine's drift then falls on
+//                all peers alike, and each figure is the median over the rounds
 //   --only NAME  run only the peers whose name starts with NAME
 //   --out DIR    write results.md and results.csv into DIR (default: print only)
 //   --steady N   lockbox only, in this process: warm up, then N operations of each workload;
@@ -44,6 +46,7 @@ constexpr std::size_t kDensityCap = 200000;
 constexpr std::size_t kDensityLimit = 8u << 20;
 
 int g_repetitions = 7;
+int g_rounds = 3;
 
 void clobber(void* p) { __asm__ __volatile__("" : : "r"(p) : "memory"); }
 
@@ -337,12 +340,16 @@ int main(int argc, char** argv) {
       return steady_state(std::strtoul(argv[++i], nullptr, 10));
     if (arg == "--quick") {
       g_repetitions = 3;
+      g_rounds = 1;
+    } else if (arg == "--rounds" && i + 1 < argc) {
+      g_rounds = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else if (arg == "--out" && i + 1 < argc) {
       out_dir = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: lockbox_bench [--quick] [--only NAME] [--out DIR]\n");
+      std::fprintf(stderr,
+                   "usage: lockbox_bench [--quick] [--rounds N] [--only NAME] [--out DIR]\n");
       return 2;
     }
   }
@@ -351,17 +358,39 @@ int main(int argc, char** argv) {
     std::map<std::string, std::string> timing, density;
   };
   std::vector<Row> rows;
+  std::vector<const bench::Peer*> peers;
   for (const bench::Peer& peer : bench::available_peers()) {
     if (!only.empty() && std::string(peer.name).rfind(only, 0) != 0) continue;
-    std::fprintf(stderr, "bench: %s\n", peer.name);
-    Row row{peer.name, run_in_child("timing", peer), {}};
-    if (peer.locks_memory) row.density = run_in_child("density", peer);
-    rows.push_back(row);
+    peers.push_back(&peer);
+    rows.push_back({peer.name, {}, {}});
   }
   auto number = [](const std::map<std::string, std::string>& m, const char* key) {
     auto found = m.find(key);
     return found == m.end() ? -1.0 : std::atof(found->second.c_str());
   };
+  // Rounds: every peer once per round, so that a slow stretch of the machine hits them all.
+  std::vector<std::vector<std::map<std::string, std::string>>> rounds(peers.size());
+  for (int round = 0; round < g_rounds; ++round) {
+    for (std::size_t p = 0; p < peers.size(); ++p) {
+      std::fprintf(stderr, "bench: round %d of %d: %s\n", round + 1, g_rounds, peers[p]->name);
+      rounds[p].push_back(run_in_child("timing", *peers[p]));
+    }
+  }
+  for (std::size_t p = 0; p < peers.size(); ++p) {
+    Row& row = rows[p];
+    for (const char* key : {"pair", "live", "mixed", "mixed2"}) {
+      // The median over the rounds; a workload that failed in any round is reported failed.
+      std::vector<double> values;
+      for (const auto& timing : rounds[p]) values.push_back(number(timing, key));
+      double value = *std::min_element(values.begin(), values.end()) < 0 ? -1 : median(values);
+      row.timing[key] = std::to_string(value);
+    }
+    for (const auto& timing : rounds[p]) {
+      if (timing.count("started") && timing.at("started") == "0") row.timing["started"] = "0";
+      if (timing.count("crashed")) row.timing["crashed"] = timing.at("crashed");
+    }
+    if (peers[p]->locks_memory) row.density = run_in_child("density", *peers[p]);
+  }
   double base_pair = -1, base_live = -1, base_mixed = -1;
   for (const Row& row : rows) {
     if (row.name.rfind("mimalloc", 0) == 0) {
@@ -377,8 +406,9 @@ int main(int argc, char** argv) {
   std::ostringstream md, csv;
   md << "Run on " << date << ", " << machine_description()
      << ", as root (density as uid 65534 with RLIMIT_MEMLOCK = 8 MiB), by `./dev.sh bench`.\n"
-     << "ns per operation, median of " << g_repetitions << " runs; ratios are to mimalloc + "
-     << "sodium_memzero in the same run.\n\n"
+     << "ns per operation: the median of " << g_rounds << " round(s) (each runs every peer once, "
+     << "in turn), each the median of " << g_repetitions
+     << " runs; ratios are to mimalloc + sodium_memzero in the same run.\n\n"
      << "| allocator | 32 B alloc+write+free | 20k live: free+alloc | mixed 16 B-4 KiB | "
         "mixed, 2 threads (per op) | 2-thread speed-up | 32 B keys kept locked (8 MiB, user) | "
         "mappings for them |\n"
