@@ -149,7 +149,41 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
   return bin.count != 0;
 }
 
+// The fast paths: a key-sized slot from, or to, a thread cache that has one, or room for one.
+// They call nothing that returns (only the fatal reports), so they save no registers and set up
+// no frame; everything else goes to the general paths below, by a tail call.
 void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
+  ThreadCache* cache = t_cache;
+  if (cache == nullptr || class_index >= small::kKeySizedClasses ||
+      cache->bins[class_index].count == 0) [[unlikely]]
+    return allocate_small_general(size, class_index);
+  if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
+  ThreadCache::Bin& bin = cache->bins[class_index];
+  const small::CachedSlot& slot = bin.slots[--bin.count];
+  small::hand_out(slot, class_index, size);
+  cache->count(1, static_cast<std::int64_t>(size));
+  return slot.address;
+}
+
+void Heap::free_small(small::Arena& arena, void* pointer) {
+  ThreadCache* cache = t_cache;
+  std::atomic<small::SlotWord>* slot = small::slot_word_for(arena, pointer);
+  if (cache == nullptr || slot == nullptr || is_inherited(arena)) [[unlikely]]
+    return free_small_general(arena, pointer);
+  small::SlotWord word = slot->load(std::memory_order_relaxed);
+  std::size_t class_index = small::slot_class(word);
+  if (class_index >= small::kKeySizedClasses || (word & small::kSlotOnUnlockedPages) != 0 ||
+      cache->bins[class_index].count == ThreadCache::capacity(class_index)) [[unlikely]]
+    return free_small_general(arena, pointer);
+  if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
+  small::FreedSlot freed = small::take_back(pointer, *slot, word);
+  cache->count(-1, -static_cast<std::int64_t>(freed.requested));
+  small::CachedSlot& cached = cache->bins[class_index].slots[cache->bins[class_index].count++];
+  cached.address = static_cast<unsigned char*>(pointer);
+  cached.arena = &arena;
+}
+
+void* Heap::allocate_small_general(std::size_t size, std::size_t class_index) {
   ThreadCache* cache = thread_cache();
   if (cache == nullptr) {
     // A thread in its last TLS destructors: take the shard lock for this one allocation.
@@ -159,21 +193,26 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
     void* pointer = shards_[index].allocate(
         size, class_index, generation_.load(std::memory_order_relaxed), index, registry_, budget_,
         pages::Reclaimer{&Heap::reclaim_from_shards, &context}, &secretmem_pool_);
-    if (pointer != nullptr) {
-      retired_objects_.fetch_add(1, std::memory_order_relaxed);
-      retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+    if (pointer == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
     }
+    retired_objects_.fetch_add(1, std::memory_order_relaxed);
+    retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return pointer;
   }
   ThreadCache::Bin& bin = cache->bins[class_index];
-  if (bin.count == 0 && !refill(*cache, class_index)) return nullptr;
+  if (bin.count == 0 && !refill(*cache, class_index)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
   const small::CachedSlot& slot = bin.slots[--bin.count];
   small::hand_out(slot, class_index, size);
   cache->count(1, static_cast<std::int64_t>(size));
   return slot.address;
 }
 
-void Heap::free_small(small::Arena& arena, void* pointer) {
+void Heap::free_small_general(small::Arena& arena, void* pointer) {
   ThreadCache* cache = thread_cache();
   if (is_inherited(arena) || cache == nullptr) {
     small::Shard& shard = shards_[arena.shard_index];

@@ -45,12 +45,8 @@ class Heap {
 
   // malloc's path: default alignment, and small requests straight to the thread cache.
   void* allocate(std::size_t size) {
-    if (size <= small::kMaxSmallRequest) [[likely]] {
-      void* pointer = allocate_small(size, small::class_for_request(size));
-      if (pointer == nullptr) [[unlikely]]
-        errno = ENOMEM;
-      return pointer;
-    }
+    if (size <= small::kMaxSmallRequest) [[likely]]
+      return allocate_small(size, small::class_for_request(size));
     return allocate(size, kMinAlignment);
   }
 
@@ -89,8 +85,11 @@ class Heap {
  private:
   Heap();
   static Heap& start();
+  // nullptr with errno set on failure.
   void* allocate_small(std::size_t size, std::size_t class_index);
+  void* allocate_small_general(std::size_t size, std::size_t class_index);
   void free_small(small::Arena& arena, void* pointer);
+  void free_small_general(small::Arena& arena, void* pointer);
   // This thread's cache, created on first use; nullptr once the thread is being torn down.
   ThreadCache* thread_cache();
   bool refill(ThreadCache& cache, std::size_t class_index);

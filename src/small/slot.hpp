@@ -21,6 +21,11 @@
 
 namespace lockbox::small {
 
+// Key-sized slots (64 bytes or less: the classes below this) are checked and zeroed with a few
+// vector accesses, no loop and no call; the heap's fast paths serve them alone.
+inline constexpr std::size_t kKeySizedClasses = 4;
+static_assert(kSlotSizes[kKeySizedClasses - 1] == 64 && kSlotSizes[kKeySizedClasses] > 64);
+
 // A slot held by a thread cache (or on its way there from a run): where it is and whose it is.
 struct CachedSlot {
   unsigned char* address;
@@ -165,16 +170,14 @@ struct FreedSlot {
   bool on_unlocked_pages;  // not worth caching: returning it lets the page go
 };
 
-// The application gives `pointer` back: fatal if it is not a live slot (double free, pointer
-// lockbox never returned) or its canary is broken; then the slot is zeroed and marked cached.
-inline FreedSlot take_back(Arena& arena, void* pointer) {
-  std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
-  if (slot == nullptr) report::fatal_invalid_pointer(pointer);
-  // One atomic step: of two threads freeing the same pointer at once, only one wins.
-  SlotWord word = slot->load(std::memory_order_relaxed);
+// The application gives `pointer` back, and its slot's word `slot` read `word` a moment ago:
+// fatal if it is not a live slot (double free, pointer lockbox never returned) or its canary is
+// broken; then the slot is zeroed and marked cached.
+inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord word) {
   std::size_t class_index = slot_class(word);
+  // One atomic step: of two threads freeing the same pointer at once, only one wins.
   if (slot_state(word) != kSlotLive ||
-      !slot->compare_exchange_strong(
+      !slot.compare_exchange_strong(
           word, slot_word(kSlotCached, class_index, 0, word & kSlotOnUnlockedPages),
           std::memory_order_acq_rel)) {
     if (slot_state(word) == kSlotFree || slot_state(word) == kSlotCached) {
@@ -191,6 +194,12 @@ inline FreedSlot take_back(Arena& arena, void* pointer) {
   detail::zero_slot(bytes, slot_size);
   sanitizers::poison(bytes, slot_size);
   return {class_index, requested, (word & kSlotOnUnlockedPages) != 0};
+}
+
+inline FreedSlot take_back(Arena& arena, void* pointer) {
+  std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
+  if (slot == nullptr) report::fatal_invalid_pointer(pointer);
+  return take_back(pointer, *slot, slot->load(std::memory_order_relaxed));
 }
 
 }  // namespace lockbox::small
