@@ -169,15 +169,23 @@ double mixed_two_threads(const bench::Peer& peer) {
       std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0})};
   std::atomic<std::size_t> round{0}, done{0}, operations{0};
   std::atomic<bool> ok{true}, stop{false};
+  // Threads that wait sleep (futex), never spin: the machine may have only two cores, and a
+  // spinning third thread would take time from the two being measured.
   auto worker = [&](int t) {
     for (std::size_t seen = 0;;) {
-      while (round.load() == seen && !stop.load()) std::this_thread::yield();
+      round.wait(seen);
       if (stop.load()) break;
       seen = round.load();
       if (!mixed_ops(peer, plans[t], operations.load(), live[t])) ok = false;
       done.fetch_add(1);
+      done.notify_one();
     }
     release_all(peer, live[t]);
+  };
+  auto finish = [&] {
+    stop = true;
+    round.fetch_add(1);
+    round.notify_all();
   };
   // A peer that exhausted the process's mappings (libsodium: 4 per allocation) leaves no room
   // for a thread's stack: report the workload as failed.
@@ -186,7 +194,7 @@ double mixed_two_threads(const bench::Peer& peer) {
     a = std::thread(worker, 0);
     b = std::thread(worker, 1);
   } catch (const std::system_error&) {
-    stop = true;
+    finish();
     if (a.joinable()) a.join();
     return -1;
   }
@@ -194,10 +202,13 @@ double mixed_two_threads(const bench::Peer& peer) {
     done = 0;
     operations = n;
     round.fetch_add(1);
-    while (done.load() < 2) std::this_thread::yield();
+    round.notify_all();
+    for (std::size_t finished = done.load(); finished < 2; finished = done.load()) {
+      done.wait(finished);
+    }
     return ok.load();
   });
-  stop = true;
+  finish();
   a.join();
   b.join();
   return ns < 0 ? ns : ns / 2;  // n operations on each thread

@@ -11,10 +11,11 @@
 
 #include "small/size_class.hpp"
 #include "small/slot.hpp"
+#include "support/spin_lock.hpp"
 
 namespace lockbox::heap {
 
-struct ThreadCache {
+struct alignas(kCacheLine) ThreadCache {
   static constexpr std::size_t kMaxSlots = 16;
 
   // Fewer big slots than small ones: no bin holds more than 16 KiB, a full cache 196 KiB.

@@ -19,7 +19,7 @@ struct ShardStats {
   std::size_t reserved_bytes = 0;
 };
 
-class Shard {
+class alignas(kCacheLine) Shard {
  public:
   // Empty pages kept committed and locked, so that alloc/free churn makes no syscalls: at least
   // this many per shard, or half of the shard's committed pages (the budget takes them back

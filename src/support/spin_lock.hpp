@@ -3,10 +3,15 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 
 #include "os/os.hpp"
 
 namespace lockbox {
+
+// What two threads' hot data must not share: shards and thread caches start on a line of their
+// own, so that one thread's counters never bounce another's lock or bins between the cores.
+inline constexpr std::size_t kCacheLine = 64;
 
 class SpinLock {
  public:
