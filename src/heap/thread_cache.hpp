@@ -18,7 +18,7 @@ namespace lockbox::heap {
 struct alignas(kCacheLine) ThreadCache {
   static constexpr std::size_t kMaxSlots = 16;
 
-  // Fewer big slots than small ones: no bin holds more than 16 KiB, a full cache 196 KiB.
+  // Fewer big slots than small ones: no bin holds more than 16 KiB, a full cache 191 KiB.
   // A table, so the free path reads one byte instead of walking a chain of comparisons.
   static constexpr auto kCapacity = [] {
     std::array<std::uint8_t, small::kClassCount> capacity{};
