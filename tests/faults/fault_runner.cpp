@@ -1,8 +1,9 @@
 // Runs one fault program and checks how it died: by the expected signal, with stderr exactly
 // one line "<message> at <address>", where <address> is what the program said it expected.
-// Usage: fault_runner ABRT|SEGV "<message>" program
-//        fault_runner ASAN "<report>" program   (AddressSanitizer caught the bug first: death by
-//        SIGABRT with abort_on_error=1, and a report naming <report> and the program's source)
+// Usage: fault_runner ABRT|SEGV "<message>" program source
+//        fault_runner ASAN "<report>" program source   (AddressSanitizer caught the bug first:
+//        death by SIGABRT with abort_on_error=1, and a report naming <report> and a line of
+//        `source`, the program's file under tests/faults/)
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -29,8 +30,8 @@ std::string read_all(int fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: fault_runner ABRT|SEGV|ASAN message program\n");
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: fault_runner ABRT|SEGV|ASAN message program source\n");
     return 2;
   }
   int expected_signal = std::strcmp(argv[1], "SEGV") == 0 ? SIGSEGV : SIGABRT;
@@ -75,9 +76,9 @@ int main(int argc, char** argv) {
     ++failures;
   }
   if (sanitizer_report) {
-    // The report must name the bug and the faulting line of the program (its source file).
-    std::string program = argv[3];
-    std::string source = "faults/" + program.substr(program.rfind("fault_") + 6) + ".c:";
+    // The report must name the bug and the faulting line of the program (its source file: one
+    // source may build several programs).
+    std::string source = std::string("faults/") + argv[4] + ":";
     if (err.find(message) == std::string::npos || err.find(source) == std::string::npos) {
       std::fprintf(stderr, "FAIL: stderr was\n%s\nexpected a report of '%s' in %s\n", err.c_str(),
                    message.c_str(), source.c_str());
