@@ -43,6 +43,15 @@ ThreadCacheOwner::~ThreadCacheOwner() {
   }
 }
 
+// Hands the newest slot of a bin that has one to the application, and counts it.
+void* hand_out_cached(ThreadCache& cache, std::size_t class_index, std::size_t size) {
+  ThreadCache::Bin& bin = cache.bins[class_index];
+  const small::CachedSlot& slot = bin.slots[--bin.count];
+  small::hand_out(slot, class_index, size);
+  cache.count(1, static_cast<std::int64_t>(size));
+  return slot.address;
+}
+
 }  // namespace
 
 Heap& Heap::start() {
@@ -158,11 +167,7 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
       cache->bins[class_index].count == 0) [[unlikely]]
     return allocate_small_general(size, class_index);
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
-  ThreadCache::Bin& bin = cache->bins[class_index];
-  const small::CachedSlot& slot = bin.slots[--bin.count];
-  small::hand_out(slot, class_index, size);
-  cache->count(1, static_cast<std::int64_t>(size));
-  return slot.address;
+  return hand_out_cached(*cache, class_index, size);
 }
 
 void Heap::free_small(small::Arena& arena, void* pointer) {
@@ -178,9 +183,7 @@ void Heap::free_small(small::Arena& arena, void* pointer) {
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
   small::FreedSlot freed = small::take_back(pointer, *slot, word);
   cache->count(-1, -static_cast<std::int64_t>(freed.requested));
-  small::CachedSlot& cached = cache->bins[class_index].slots[cache->bins[class_index].count++];
-  cached.address = static_cast<unsigned char*>(pointer);
-  cached.arena = &arena;
+  cache->bins[class_index].push(static_cast<unsigned char*>(pointer), &arena);
 }
 
 void* Heap::allocate_small_general(std::size_t size, std::size_t class_index) {
@@ -201,15 +204,11 @@ void* Heap::allocate_small_general(std::size_t size, std::size_t class_index) {
     retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return pointer;
   }
-  ThreadCache::Bin& bin = cache->bins[class_index];
-  if (bin.count == 0 && !refill(*cache, class_index)) {
+  if (cache->bins[class_index].count == 0 && !refill(*cache, class_index)) {
     errno = ENOMEM;
     return nullptr;
   }
-  const small::CachedSlot& slot = bin.slots[--bin.count];
-  small::hand_out(slot, class_index, size);
-  cache->count(1, static_cast<std::int64_t>(size));
-  return slot.address;
+  return hand_out_cached(*cache, class_index, size);
 }
 
 void Heap::free_small_general(small::Arena& arena, void* pointer) {
@@ -239,11 +238,7 @@ void Heap::free_small_general(small::Arena& arena, void* pointer) {
   std::size_t capacity = ThreadCache::capacity(freed.class_index);
   if (bin.count == capacity) [[unlikely]]
     flush(bin, capacity / 2);
-  // Field by field: a CachedSlot built on the stack and copied whole was read back as one
-  // 16-byte load of two 8-byte stores, which store forwarding cannot serve (a stall per free).
-  small::CachedSlot& slot = bin.slots[bin.count++];
-  slot.address = address;
-  slot.arena = &arena;
+  bin.push(address, &arena);
 }
 
 bool Heap::reclaim_from_shards(void* context) {

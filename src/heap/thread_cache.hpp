@@ -33,6 +33,14 @@ struct alignas(kCacheLine) ThreadCache {
   struct Bin {
     std::uint32_t count = 0;
     small::CachedSlot slots[kMaxSlots];
+
+    // Field by field: a CachedSlot built on the stack and copied whole was read back as one
+    // 16-byte load of two 8-byte stores, which store forwarding cannot serve (a stall per free).
+    void push(unsigned char* address, small::Arena* arena) {
+      small::CachedSlot& slot = slots[count++];
+      slot.address = address;
+      slot.arena = arena;
+    }
   };
 
   // Only the owning thread writes these (load + store, no read-modify-write); stats() reads them.

@@ -316,10 +316,7 @@ void Shard::free_inherited(Arena& arena, void* pointer) {
   std::atomic<SlotWord>* word = slot_word_for(arena, pointer);
   if (word == nullptr) report::fatal_invalid_pointer(pointer);
   SlotWord seen = word->load(std::memory_order_relaxed);
-  if (slot_state(seen) == kSlotFree || slot_state(seen) == kSlotCached) {
-    report::fatal_double_free(pointer);
-  }
-  if (slot_state(seen) != kSlotLive) report::fatal_invalid_pointer(pointer);
+  if (slot_state(seen) != kSlotLive) report_not_live(pointer, seen);
   auto [run, slot] = locate(arena, static_cast<unsigned char*>(pointer));
   word->store(slot_word(kSlotFree, run.class_index), std::memory_order_relaxed);
   run.used.clear(slot);

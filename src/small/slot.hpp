@@ -170,6 +170,15 @@ struct FreedSlot {
   bool on_unlocked_pages;  // not worth caching: returning it lets the page go
 };
 
+// A free of `pointer`, whose slot word reads `word`, found no live slot: a slot already free or
+// cached is a double free; no slot starting there is a pointer lockbox never returned.
+[[noreturn]] inline void report_not_live(const void* pointer, SlotWord word) {
+  if (slot_state(word) == kSlotFree || slot_state(word) == kSlotCached) {
+    report::fatal_double_free(pointer);
+  }
+  report::fatal_invalid_pointer(pointer);
+}
+
 // The application gives `pointer` back, and its slot's word `slot` read `word` a moment ago:
 // fatal if it is not a live slot (double free, pointer lockbox never returned) or its canary is
 // broken; then the slot is zeroed and marked cached.
@@ -180,10 +189,7 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
       !slot.compare_exchange_strong(
           word, slot_word(kSlotCached, class_index, 0, word & kSlotOnUnlockedPages),
           std::memory_order_acq_rel)) {
-    if (slot_state(word) == kSlotFree || slot_state(word) == kSlotCached) {
-      report::fatal_double_free(pointer);
-    }
-    report::fatal_invalid_pointer(pointer);
+    report_not_live(pointer, word);
   }
   auto* bytes = static_cast<unsigned char*>(pointer);
   std::size_t requested = slot_requested(word);
