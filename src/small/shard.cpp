@@ -39,7 +39,7 @@ struct SlotPlace {
 SlotPlace locate(Arena& arena, const unsigned char* address) {
   Run& run = arena.runs[arena.page_run[arena.page_index(address)]];
   auto offset = static_cast<std::size_t>(address - arena.page_address(run.first_page));
-  return {run, offset / kSlotSizes[run.class_index]};
+  return {run, slot_index(offset, run.class_index)};
 }
 
 // Every slot of a run, as its words say: free slots of its class, or (dissolved) none.

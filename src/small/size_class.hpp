@@ -48,8 +48,8 @@ inline constexpr std::size_t kMaxRunPages = [] {
 }();
 
 // Division by a slot size, as a multiplication: offset / slot == (offset * m) >> 32 for every
-// offset inside a run (checked exhaustively by the unit tests). A hardware divide is the single
-// most expensive instruction on the free path.
+// offset inside a run (checked exhaustively by the unit tests). A hardware divide would be the
+// most expensive instruction of giving a slot back to its run.
 inline constexpr auto kSlotReciprocals = [] {
   std::array<std::uint64_t, kClassCount> reciprocals{};
   for (std::size_t c = 0; c < kClassCount; ++c) {
