@@ -7,6 +7,7 @@
 #   ./dev.sh fuzz [SECONDS]   each fuzz target with libFuzzer+ASan+UBSan (default 60 s each)
 #   ./dev.sh coverage         clang source coverage of src/ from the seed corpora and tests
 #   ./dev.sh bench [--quick]  lockbox against its peers; writes bench/results/
+#   ./dev.sh variants [--rounds N] [VARIANT...]  what each check costs (bench/variants/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -182,8 +183,13 @@ case "$command" in
     rm -f bench/results/.strace
     echo "bench: results in bench/results/ (results.md, results.csv, chart.png, syscalls.txt)"
     ;;
+  variants)
+    ensure_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
+    bench/variants/run.sh "$@"
+    ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    # The header comment, up to the first line of code.
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
     exit 2
     ;;
 esac

@@ -4,6 +4,7 @@
 //
 // Usage: lockbox_bench [--quick] [--rounds N] [--only NAME] [--out DIR]
 //        lockbox_bench --steady N
+//        lockbox_bench --time PEER WORKLOAD
 //   --quick      fewer repetitions and one round (a smoke test)
 //   --rounds N   run every peer N times, in turn (default 3): the machine's drift then falls on
 //                all peers alike, and each figure is the median over the rounds
@@ -11,6 +12,9 @@
 //   --out DIR    write results.md and results.csv into DIR (default: print only)
 //   --steady N   lockbox only, in this process: warm up, then N operations of each workload;
 //                run it under strace -c with two values of N to see what steady state costs
+//   --time PEER WORKLOAD   one workload (pair, live, mixed, mixed2) of the first peer whose name
+//                starts with PEER, in this process: prints its ns per operation alone (for
+//                bench/variants/run.sh, which times builds of lockbox against each other)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -343,12 +347,37 @@ int steady_state(std::size_t operations) {
   return 0;
 }
 
+// One workload of one peer, in this process: its ns per operation on stdout.
+int time_one(const std::string& name, const std::string& workload) {
+  const std::map<std::string, double (*)(const bench::Peer&)> workloads = {
+      {"pair", pair_32}, {"live", live_20k}, {"mixed", mixed}, {"mixed2", mixed_two_threads}};
+  auto run = workloads.find(workload);
+  if (run == workloads.end()) {
+    std::fprintf(stderr, "lockbox_bench: no workload %s (pair, live, mixed, mixed2)\n",
+                 workload.c_str());
+    return 2;
+  }
+  for (const bench::Peer& peer : bench::available_peers()) {
+    if (std::string(peer.name).rfind(name, 0) != 0) continue;
+    double ns = peer.start(kHeapBytes) ? run->second(peer) : -1;
+    if (ns < 0) {
+      std::fprintf(stderr, "lockbox_bench: %s failed %s\n", peer.name, workload.c_str());
+      return 1;
+    }
+    std::printf("%.1f\n", ns);
+    return 0;
+  }
+  std::fprintf(stderr, "lockbox_bench: no peer named %s here\n", name.c_str());
+  return 2;
+}
+
 int main(int argc, char** argv) {
   std::string only, out_dir;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--steady" && i + 1 < argc)
       return steady_state(std::strtoul(argv[++i], nullptr, 10));
+    if (arg == "--time" && i + 2 < argc) return time_one(argv[i + 1], argv[i + 2]);
     if (arg == "--quick") {
       g_repetitions = 3;
       g_rounds = 1;
@@ -360,7 +389,9 @@ int main(int argc, char** argv) {
       out_dir = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: lockbox_bench [--quick] [--rounds N] [--only NAME] [--out DIR]\n");
+                   "usage: lockbox_bench [--quick] [--rounds N] [--only NAME] [--out DIR]\n"
+                   "       lockbox_bench --steady N\n"
+                   "       lockbox_bench --time PEER WORKLOAD\n");
       return 2;
     }
   }
@@ -396,6 +427,15 @@ int main(int argc, char** argv) {
       double value = *std::min_element(values.begin(), values.end()) < 0 ? -1 : median(values);
       row.timing[key] = std::to_string(value);
     }
+    // The speed-up per round (one and two threads measured seconds apart, in one window of the
+    // machine's drift), then the median of those: steadier than a ratio of two medians.
+    std::vector<double> speedups;
+    for (const auto& timing : rounds[p]) {
+      double one = number(timing, "mixed"), two = number(timing, "mixed2");
+      speedups.push_back(one > 0 && two > 0 ? one / two : -1);
+    }
+    double speedup = *std::min_element(speedups.begin(), speedups.end()) < 0 ? -1 : median(speedups);
+    row.timing["speedup"] = std::to_string(speedup);
     for (const auto& timing : rounds[p]) {
       if (timing.count("started") && timing.at("started") == "0") row.timing["started"] = "0";
       if (timing.count("crashed")) row.timing["crashed"] = timing.at("crashed");
@@ -419,7 +459,8 @@ int main(int argc, char** argv) {
      << ", as root (density as uid 65534 with RLIMIT_MEMLOCK = 8 MiB), by `./dev.sh bench`.\n"
      << "ns per operation: the median of " << g_rounds << " round(s) (each runs every peer once, "
      << "in turn), each the median of " << g_repetitions
-     << " runs; ratios are to mimalloc + sodium_memzero in the same run.\n\n"
+     << " runs; ratios are to mimalloc + sodium_memzero in the same run; the 2-thread speed-up is "
+        "the median over the rounds of each round's own.\n\n"
      << "| allocator | 32 B alloc+write+free | 20k live: free+alloc | mixed 16 B-4 KiB | "
         "mixed, 2 threads (per op) | 2-thread speed-up | 32 B keys kept locked (8 MiB, user) | "
         "mappings for them |\n"
@@ -440,7 +481,9 @@ int main(int argc, char** argv) {
       map_count = mappings;
     }
     char speedup[32] = "—";
-    if (mix > 0 && mix2 > 0) std::snprintf(speedup, sizeof speedup, "%.2fx", mix / mix2);
+    if (double rounds_speedup = number(row.timing, "speedup"); rounds_speedup > 0) {
+      std::snprintf(speedup, sizeof speedup, "%.2fx", rounds_speedup);
+    }
     std::string note =
         row.timing.count("started") && row.timing.at("started") == "0" ? " (heap not locked)" : "";
     if (row.timing.count("crashed")) note += " (crashed)";
