@@ -434,7 +434,8 @@ int main(int argc, char** argv) {
       double one = number(timing, "mixed"), two = number(timing, "mixed2");
       speedups.push_back(one > 0 && two > 0 ? one / two : -1);
     }
-    double speedup = *std::min_element(speedups.begin(), speedups.end()) < 0 ? -1 : median(speedups);
+    double speedup =
+        *std::min_element(speedups.begin(), speedups.end()) < 0 ? -1 : median(speedups);
     row.timing["speedup"] = std::to_string(speedup);
     for (const auto& timing : rounds[p]) {
       if (timing.count("started") && timing.at("started") == "0") row.timing["started"] = "0";

@@ -41,6 +41,7 @@ done
 
 declare -A best
 keep_fastest() {  # key value
+  [ -n "$2" ] || { echo "variants: timing $1 failed" >&2; exit 1; }
   local old=${best[$1]:-}
   if [ -z "$old" ] || awk -v a="$2" -v b="$old" 'BEGIN { exit !(a < b) }'; then best[$1]=$2; fi
 }
@@ -65,5 +66,7 @@ echo "|---|---|---|"
 for name in "${variants[@]}" mimalloc; do
   pair=${best["$name pair"]}
   mixed=${best["$name mixed"]}
-  echo "| $name | $pair ($(ratio "$pair" "${best[mimalloc pair]}")) | $mixed ($(ratio "$mixed" "${best[mimalloc mixed]}")) |"
+  pair_ratio=$(ratio "$pair" "${best[mimalloc pair]}")
+  mixed_ratio=$(ratio "$mixed" "${best[mimalloc mixed]}")
+  echo "| $name | $pair ($pair_ratio) | $mixed ($mixed_ratio) |"
 done
