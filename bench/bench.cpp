@@ -59,6 +59,11 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+// The median over the rounds, or -1 (failed) if any round failed.
+double median_of_rounds(const std::vector<double>& values) {
+  return *std::min_element(values.begin(), values.end()) < 0 ? -1 : median(values);
+}
+
 // Runs `body(iterations)` (which returns false on an allocation failure) with enough iterations
 // for ~100 ms, g_repetitions times; returns the median ns per iteration, or -1 on failure.
 template <typename Body>
@@ -421,11 +426,9 @@ int main(int argc, char** argv) {
   for (std::size_t p = 0; p < peers.size(); ++p) {
     Row& row = rows[p];
     for (const char* key : {"pair", "live", "mixed", "mixed2"}) {
-      // The median over the rounds; a workload that failed in any round is reported failed.
       std::vector<double> values;
       for (const auto& timing : rounds[p]) values.push_back(number(timing, key));
-      double value = *std::min_element(values.begin(), values.end()) < 0 ? -1 : median(values);
-      row.timing[key] = std::to_string(value);
+      row.timing[key] = std::to_string(median_of_rounds(values));
     }
     // The speed-up per round (one and two threads measured seconds apart, in one window of the
     // machine's drift), then the median of those: steadier than a ratio of two medians.
@@ -434,9 +437,7 @@ int main(int argc, char** argv) {
       double one = number(timing, "mixed"), two = number(timing, "mixed2");
       speedups.push_back(one > 0 && two > 0 ? one / two : -1);
     }
-    double speedup =
-        *std::min_element(speedups.begin(), speedups.end()) < 0 ? -1 : median(speedups);
-    row.timing["speedup"] = std::to_string(speedup);
+    row.timing["speedup"] = std::to_string(median_of_rounds(speedups));
     for (const auto& timing : rounds[p]) {
       if (timing.count("started") && timing.at("started") == "0") row.timing["started"] = "0";
       if (timing.count("crashed")) row.timing["crashed"] = timing.at("crashed");
