@@ -18,24 +18,36 @@ from pathlib import Path
 
 SLOT = "src/small/slot.hpp"
 CACHE = "src/heap/thread_cache.hpp"
+HEAP = "src/heap/heap.cpp"
 
-CAPACITY = "capacity[c] = slot <= 256 ? 16 : slot <= 1024 ? 8 : slot <= 4096 ? 4 : 2;"
-MAX_SLOTS = "static constexpr std::size_t kMaxSlots = 16;"
-SCAN = ("  if (!detail::all_zero(slot.address, slot_size)) "
-        "report::fatal_write_after_free(slot.address);")
-CANARY_WRITE = "  write_slot_canary(slot.address, slot_canary(size, slot_size));"
-CANARY_CHECK = "  if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(pointer);"
-CAS = """      !slot.compare_exchange_strong(
-          word, slot_word(kSlotCached, class_index, 0, word & kSlotOnUnlockedPages),
-          std::memory_order_acq_rel)) {"""
+LIMITS = """      limits[c] = slot <= 256    ? ClassLimits{16, 16}
+                  : slot <= 1024 ? ClassLimits{8, 8}
+                  : slot <= 4096 ? ClassLimits{4, 4}
+                                 : ClassLimits{4, 2};"""
+RING = "static constexpr std::uint32_t kRingSlots = 32;"
+SCAN = """  if (!detail::all_zero(slot.address, slot_size)) {
+    report::fatal_write_after_free(operation, slot.address);
+  }"""
+CANARY_WRITE = ("  write_slot_canary(slot.address, "
+                "slot_canary(size, slot_size, slot_canary_key(kept)));")
+CANARY_CHECK = ("  if (!slot_canary_intact(bytes, canary)) "
+                "report::fatal_canary_broken(operation, pointer);")
+SLACK_CHECK = ("  if (!slot_slack_zero(bytes, canary, slot_size)) "
+               "report::fatal_slack_written(operation, pointer);")
+CAS = """      !slot.compare_exchange_strong(word, slot_word(kSlotCached, class_index, 0, word),
+                                    std::memory_order_acq_rel)) {"""
+RANDOM_PICK = "bin.take_eligible(static_cast<std::uint32_t>(cache.random.below_buffered(bin.eligible())));"
 
 
 def bins(slots):
-    """Every bin up to 4 KiB holds `slots` slots (shipped: 16, 8 or 4 by size)."""
+    """Every bin up to 4 KiB holds `slots` eligible slots besides its quarantine."""
+    ring = 32 if slots <= 16 else 128
     return [
-        (CACHE, CAPACITY,
-         f"capacity[c] = slot <= 4096 ? {slots} : 2;"),
-        (CACHE, MAX_SLOTS, f"static constexpr std::size_t kMaxSlots = {max(slots, 16)};"),
+        (CACHE, LIMITS,
+         f"      limits[c] = slot <= 256 ? ClassLimits{{16, {slots}}} : slot <= 1024 ? "
+         f"ClassLimits{{8, {slots}}} : slot <= 4096 ? ClassLimits{{4, {slots}}} : "
+         "ClassLimits{4, 2};"),
+        (CACHE, RING, f"static constexpr std::uint32_t kRingSlots = {ring};"),
     ]
 
 
@@ -50,17 +62,23 @@ EDITS = {
   bool zero = whole ? detail::all_zero(slot.address, slot_size)
                     : detail::all_zero(slot.address, 32) &&
                           detail::all_zero(slot.address + slot_size - 32, 32);
-  if (!zero) report::fatal_write_after_free(slot.address);""")]),
-    "no_canary": ("no canary: none written on hand-out, none checked on free",
-                  [(SLOT, CANARY_WRITE, ""), (SLOT, CANARY_CHECK, "  (void)canary;")]),
+  if (!zero) report::fatal_write_after_free(operation, slot.address);""")]),
+    "no_canary": ("no canary: none written on hand-out, none checked on free, no slack check",
+                  [(SLOT, CANARY_WRITE, ""), (SLOT, CANARY_CHECK, "  (void)canary;"),
+                   (SLOT, SLACK_CHECK, "")]),
     "no_cas": ("no atomic double-free check: the slot word is read, then stored",
-               [(SLOT, CAS, """      (slot.store(slot_word(kSlotCached, class_index, 0, word & kSlotOnUnlockedPages),
+               [(SLOT, CAS, """      (slot.store(slot_word(kSlotCached, class_index, 0, word),
                   std::memory_order_relaxed),
        false)) {""")]),
-    "bins16": ("16 slots in every thread-cache bin up to 4 KiB (up to 464 KiB cached per thread, "
-               "shipped: 191 KiB)", bins(16)),
-    "bins64": ("64 slots in every thread-cache bin up to 4 KiB (up to 1.7 MiB cached per thread)",
-               bins(64)),
+    "no_quarantine": ("freed slots are eligible at once (the bins of 0.1.0: 16, 8, 4, 2 slots)",
+                      [(CACHE, LIMITS, """      limits[c] = slot <= 256    ? ClassLimits{0, 16}
+                  : slot <= 1024 ? ClassLimits{0, 8}
+                  : slot <= 4096 ? ClassLimits{0, 4}
+                                 : ClassLimits{0, 2};""")]),
+    "no_random": ("the oldest eligible slot goes out, no random choice",
+                  [(HEAP, RANDOM_PICK, "bin.take_eligible(0);")]),
+    "bins16": ("16 eligible slots in every thread-cache bin up to 4 KiB", bins(16)),
+    "bins64": ("64 eligible slots in every thread-cache bin up to 4 KiB", bins(64)),
 }
 
 

@@ -158,6 +158,10 @@ typedef struct lockbox_stats {
   size_t memlock_limit;       /* RLIMIT_MEMLOCK soft limit; SIZE_MAX if unlimited or CAP_IPC_LOCK */
   size_t caller_locked_bytes; /* pages held by lockbox_lock(), each page counted once */
   size_t secretmem_bytes;     /* bytes of memfd_secret arenas (included in locked_bytes) */
+  size_t quarantined_bytes;   /* freed small slots waiting before reuse: zeroed, still locked
+                                 (included in locked_bytes, given back first when it runs out) */
+  size_t quarantined_large_bytes; /* address space of freed large blocks kept PROT_NONE: no
+                                     memory, not locked (included in reserved_bytes) */
 } lockbox_stats;
 
 /* Fills *out (no-op for NULL). A forked child's stats cover only what it allocated itself. */

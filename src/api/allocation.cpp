@@ -10,6 +10,7 @@
 
 using lockbox::set_last_error;
 using lockbox::heap::Heap;
+using Operation = lockbox::report::Operation;
 
 namespace {
 
@@ -32,7 +33,7 @@ void* lockbox_malloc(std::size_t size) {
     set_last_error("lockbox_malloc: %zu bytes is more than lockbox can ever provide", size);
     return fail(ENOMEM);
   }
-  return Heap::instance().allocate(size);
+  return Heap::instance().allocate(size, Operation::kMalloc);
 }
 
 void* lockbox_calloc(std::size_t count, std::size_t size) {
@@ -43,7 +44,7 @@ void* lockbox_calloc(std::size_t count, std::size_t size) {
     return fail(ENOMEM);
   }
   // Fresh slots and pages are verified zero before they are handed out.
-  return Heap::instance().allocate(total);
+  return Heap::instance().allocate(total, Operation::kCalloc);
 }
 
 void* lockbox_realloc(void* ptr, std::size_t size) {
@@ -67,17 +68,17 @@ void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
         size, alignment);
     return fail(ENOMEM);
   }
-  return Heap::instance().allocate(size, alignment);
+  return Heap::instance().allocate(size, alignment, Operation::kAlignedAlloc);
 }
 
 void lockbox_free(void* ptr) {
   if (ptr == nullptr) return;
-  Heap::instance().free(ptr);
+  Heap::instance().free(ptr, Operation::kFree);
 }
 
 std::size_t lockbox_usable_size(const void* ptr) {
   if (ptr == nullptr) return 0;
-  return Heap::instance().usable_size(ptr);
+  return Heap::instance().usable_size(ptr, Operation::kUsableSize);
 }
 
 int lockbox_owns(const void* ptr) {
@@ -91,7 +92,12 @@ char* lockbox_strndup(const char* s, std::size_t n) {
     return static_cast<char*>(fail(EINVAL));
   }
   std::size_t length = strnlen(s, n);
-  auto* copy = static_cast<char*>(lockbox_malloc(length + 1));
+  if (length + 1 > kMaxRequest) {
+    set_last_error("lockbox_strndup: a %zu-byte string is more than lockbox can ever provide",
+                   length);
+    return static_cast<char*>(fail(ENOMEM));
+  }
+  auto* copy = static_cast<char*>(Heap::instance().allocate(length + 1, Operation::kStrdup));
   if (copy == nullptr) return nullptr;
   std::memcpy(copy, s, length);
   copy[length] = '\0';

@@ -59,6 +59,8 @@ void lockbox_get_stats(lockbox_stats* out) {
   out->memlock_limit = stats.memlock_limit;
   out->caller_locked_bytes = stats.caller_locked_bytes;
   out->secretmem_bytes = stats.secretmem_bytes;
+  out->quarantined_bytes = stats.quarantined_bytes;
+  out->quarantined_large_bytes = stats.quarantined_large_bytes;
 }
 
 size_t lockbox_describe_options(char* buffer, size_t capacity) {

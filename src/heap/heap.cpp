@@ -12,7 +12,7 @@
 
 #include "heap/options.hpp"
 #include "report/report.hpp"
-#include "small/canary.hpp"
+#include "support/random_stream.hpp"
 #include "small/size_class.hpp"
 #include "small/slot.hpp"
 #include "support/last_error.hpp"
@@ -43,11 +43,14 @@ ThreadCacheOwner::~ThreadCacheOwner() {
   }
 }
 
-// Hands the newest slot of a bin that has one to the application, and counts it.
-void* hand_out_cached(ThreadCache& cache, std::size_t class_index, std::size_t size) {
+// Hands a random eligible slot of a bin that has one to the application, and counts it. The
+// caller saw random bytes left in the cache's stream.
+void* hand_out_cached(ThreadCache& cache, std::size_t class_index, std::size_t size,
+                      report::Operation operation) {
   ThreadCache::Bin& bin = cache.bins[class_index];
-  const small::CachedSlot& slot = bin.slots[--bin.count];
-  small::hand_out(slot, class_index, size);
+  small::CachedSlot slot =
+      bin.take_eligible(static_cast<std::uint32_t>(cache.random.below_buffered(bin.eligible())));
+  small::hand_out(slot, class_index, size, operation);
   cache.count(1, static_cast<std::int64_t>(size));
   return slot.address;
 }
@@ -67,9 +70,7 @@ Heap& Heap::start() {
 
 Heap::Heap() {
   if (sodium_init() < 0) report::fatal_os_failure("sodium_init", nullptr);
-  std::uint64_t secret = 0;
-  randombytes_buf(&secret, sizeof secret);
-  small::set_canary_secret(secret);
+  RandomStream::rekey_process();
   small::detail::detect_wide_vectors();
   budget_.refresh_limit();
   budget_.set_policy(options::policy_from_environment());
@@ -113,10 +114,11 @@ void Heap::retire_thread_cache(ThreadCache* cache) {
 }
 
 void Heap::flush(ThreadCache::Bin& bin, std::size_t count) {
-  // One lock for each stretch of slots from the same shard (usually the whole batch).
+  // The oldest first, so the quarantine (the newest) is the last to go. One lock for each
+  // stretch of slots from the same shard (usually the whole batch).
   small::Shard* held = nullptr;
   for (std::size_t i = 0; i < count; ++i) {
-    const small::CachedSlot& slot = bin.slots[i];
+    const small::CachedSlot& slot = bin.at(bin.tail++);
     small::Shard* shard = &shards_[slot.arena->shard_index];
     if (shard != held) {
       if (held != nullptr) held->lock().unlock();
@@ -126,67 +128,86 @@ void Heap::flush(ThreadCache::Bin& bin, std::size_t count) {
     held->return_slot(slot, budget_);
   }
   if (held != nullptr) held->lock().unlock();
-  for (std::size_t i = count; i < bin.count; ++i) bin.slots[i - count] = bin.slots[i];
-  bin.count -= static_cast<std::uint32_t>(count);
+  // What the flush took from the quarantine is no longer in it.
+  if (static_cast<std::int32_t>(bin.tail - bin.ready.load(std::memory_order_relaxed)) > 0) {
+    bin.ready.store(bin.tail, std::memory_order_relaxed);
+  }
 }
 
 bool Heap::flush_all(ThreadCache& cache) {
   bool flushed = false;
   for (auto& bin : cache.bins) {
-    flushed |= bin.count != 0;
-    flush(bin, bin.count);
+    flushed |= bin.held() != 0;
+    flush(bin, bin.held());
   }
+  cache.reclaim_epoch = reclaim_epoch_.load(std::memory_order_relaxed);
   return flushed;
 }
 
+void Heap::answer_reclaim(ThreadCache& cache) {
+  if (cache.reclaim_epoch != reclaim_epoch_.load(std::memory_order_relaxed)) [[unlikely]]
+    flush_all(cache);
+}
+
 bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
+  answer_reclaim(cache);
   ThreadCache::Bin& bin = cache.bins[class_index];
-  std::size_t wanted = (ThreadCache::capacity(class_index) + 1) / 2;
+  std::size_t wanted = (ThreadCache::eligible_limit(class_index) + 1) / 2;
+  small::CachedSlot fresh[ThreadCache::kRingSlots];
+  std::size_t taken = 0;
   small::Shard& shard = shards_[cache.shard_index];
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       ReclaimContext context{shards_, cache.shard_index, &budget_};
       SpinLockGuard guard(shard.lock());
-      bin.count = static_cast<std::uint32_t>(shard.take_slots(
-          class_index, wanted, bin.slots, generation_.load(std::memory_order_relaxed),
-          cache.shard_index, registry_, budget_,
-          pages::Reclaimer{&Heap::reclaim_from_shards, &context}, &secretmem_pool_));
+      taken = shard.take_slots(class_index, wanted, fresh,
+                               generation_.load(std::memory_order_relaxed), cache.shard_index,
+                               registry_, budget_,
+                               pages::Reclaimer{&Heap::reclaim_from_shards, &context},
+                               &secretmem_pool_);
     }
-    // Out of budget: the slots this thread keeps cached pin locked pages; give them back.
-    if (bin.count != 0 || !flush_all(cache)) break;
+    if (taken != 0) break;
+    // Out of budget: the slots this thread keeps cached or quarantined pin locked pages; give
+    // them back, and ask every other thread to do the same at its next visit to a shard.
+    reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
+    if (!flush_all(cache)) break;
   }
-  return bin.count != 0;
+  for (std::size_t i = 0; i < taken; ++i) bin.push_fresh(fresh[i]);
+  return taken != 0;
 }
 
 // The fast paths: a key-sized slot from, or to, a thread cache that has one, or room for one.
 // They call nothing that returns (only the fatal reports), so they save no registers and set up
 // no frame; everything else goes to the general paths below, by a tail call.
-void* Heap::allocate_small(std::size_t size, std::size_t class_index) {
+void* Heap::allocate_small(std::size_t size, std::size_t class_index,
+                           report::Operation operation) {
   ThreadCache* cache = t_cache;
   if (cache == nullptr || class_index >= small::kKeySizedClasses ||
-      cache->bins[class_index].count == 0) [[unlikely]]
-    return allocate_small_general(size, class_index);
+      cache->bins[class_index].eligible() == 0 || cache->random.remaining() == 0) [[unlikely]]
+    return allocate_small_general(size, class_index, operation);
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
-  return hand_out_cached(*cache, class_index, size);
+  return hand_out_cached(*cache, class_index, size, operation);
 }
 
-void Heap::free_small(small::Arena& arena, void* pointer) {
+void Heap::free_small(small::Arena& arena, void* pointer, report::Operation operation) {
   ThreadCache* cache = t_cache;
   std::atomic<small::SlotWord>* slot = small::slot_word_for(arena, pointer);
   if (cache == nullptr || slot == nullptr || is_inherited(arena)) [[unlikely]]
-    return free_small_general(arena, pointer);
+    return free_small_general(arena, pointer, operation);
   small::SlotWord word = slot->load(std::memory_order_relaxed);
   std::size_t class_index = small::slot_class(word);
-  if (class_index >= small::kKeySizedClasses || (word & small::kSlotOnUnlockedPages) != 0 ||
-      cache->bins[class_index].count == ThreadCache::capacity(class_index)) [[unlikely]]
-    return free_small_general(arena, pointer);
+  if (class_index >= small::kKeySizedClasses ||
+      cache->bins[class_index].held() == ThreadCache::limit(class_index)) [[unlikely]]
+    return free_small_general(arena, pointer, operation);
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
-  small::FreedSlot freed = small::take_back(pointer, *slot, word);
+  small::FreedSlot freed = small::take_back(pointer, *slot, word, operation);
   cache->count(-1, -static_cast<std::int64_t>(freed.requested));
-  cache->bins[class_index].push(static_cast<unsigned char*>(pointer), &arena);
+  cache->bins[class_index].push_freed(static_cast<unsigned char*>(pointer), &arena,
+                                      ThreadCache::quarantine(class_index));
 }
 
-void* Heap::allocate_small_general(std::size_t size, std::size_t class_index) {
+void* Heap::allocate_small_general(std::size_t size, std::size_t class_index,
+                                   report::Operation operation) {
   ThreadCache* cache = thread_cache();
   if (cache == nullptr) {
     // A thread in its last TLS destructors: take the shard lock for this one allocation.
@@ -194,8 +215,9 @@ void* Heap::allocate_small_general(std::size_t size, std::size_t class_index) {
     ReclaimContext context{shards_, index, &budget_};
     SpinLockGuard guard(shards_[index].lock());
     void* pointer = shards_[index].allocate(
-        size, class_index, generation_.load(std::memory_order_relaxed), index, registry_, budget_,
-        pages::Reclaimer{&Heap::reclaim_from_shards, &context}, &secretmem_pool_);
+        size, class_index, operation, generation_.load(std::memory_order_relaxed), index,
+        registry_, budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context},
+        &secretmem_pool_);
     if (pointer == nullptr) {
       errno = ENOMEM;
       return nullptr;
@@ -204,41 +226,41 @@ void* Heap::allocate_small_general(std::size_t size, std::size_t class_index) {
     retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return pointer;
   }
-  if (cache->bins[class_index].count == 0 && !refill(*cache, class_index)) {
+  if (cache->bins[class_index].eligible() == 0 && !refill(*cache, class_index)) {
     errno = ENOMEM;
     return nullptr;
   }
-  return hand_out_cached(*cache, class_index, size);
+  if (cache->random.remaining() == 0) cache->random.refill();
+  return hand_out_cached(*cache, class_index, size, operation);
 }
 
-void Heap::free_small_general(small::Arena& arena, void* pointer) {
+void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operation operation) {
   ThreadCache* cache = thread_cache();
   if (is_inherited(arena) || cache == nullptr) {
     small::Shard& shard = shards_[arena.shard_index];
     SpinLockGuard guard(shard.lock());
     if (is_inherited(arena)) {
-      shard.free_inherited(arena, pointer);
+      shard.free_inherited(arena, pointer, operation);
       return;
     }
-    std::size_t size = shard.free(arena, pointer, budget_);
+    std::size_t size = shard.free(arena, pointer, budget_, operation);
     retired_objects_.fetch_sub(1, std::memory_order_relaxed);
     retired_bytes_.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return;
   }
-  small::FreedSlot freed = small::take_back(arena, pointer);
+  small::FreedSlot freed = small::take_back(arena, pointer, operation);
   cache->count(-1, -static_cast<std::int64_t>(freed.requested));
-  auto* address = static_cast<unsigned char*>(pointer);
-  if (freed.on_unlocked_pages) [[unlikely]] {
-    small::Shard& shard = shards_[arena.shard_index];
-    SpinLockGuard guard(shard.lock());
-    shard.return_slot({address, &arena}, budget_);
-    return;
-  }
   ThreadCache::Bin& bin = cache->bins[freed.class_index];
-  std::size_t capacity = ThreadCache::capacity(freed.class_index);
-  if (bin.count == capacity) [[unlikely]]
-    flush(bin, capacity / 2);
-  bin.push(address, &arena);
+  if (bin.held() == ThreadCache::limit(freed.class_index)) [[unlikely]] {
+    answer_reclaim(*cache);
+    // Still full: the oldest half of the eligible slots go back to their runs. A full bin has
+    // at least eligible_limit() eligible slots, so the quarantine stays whole.
+    if (bin.held() == ThreadCache::limit(freed.class_index)) {
+      flush(bin, (ThreadCache::eligible_limit(freed.class_index) + 1) / 2);
+    }
+  }
+  bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
+                 ThreadCache::quarantine(freed.class_index));
 }
 
 bool Heap::reclaim_from_shards(void* context) {
@@ -257,46 +279,61 @@ bool Heap::reclaim_from_shards(void* context) {
   return released;
 }
 
-void* Heap::allocate(std::size_t size, std::size_t alignment) {
+void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation operation) {
   if (alignment < kMinAlignment) alignment = kMinAlignment;
   std::size_t class_index =
       alignment == kMinAlignment
           ? (size <= small::kMaxSmallRequest ? small::class_for_request(size) : small::kClassCount)
           : (alignment <= os::kPageSize ? small::class_for_aligned_request(size, alignment)
                                         : small::kClassCount);
-  void* pointer = nullptr;
-  if (class_index < small::kClassCount) {
-    pointer = allocate_small(size, class_index);
-  } else {
-    ReclaimContext context{shards_, kShards, &budget_};
-    pointer = large_.allocate(size, alignment, budget_,
-                              pages::Reclaimer{&Heap::reclaim_from_shards, &context});
-  }
+  void* pointer = class_index < small::kClassCount
+                      ? allocate_small(size, class_index, operation)
+                      : allocate_large(size, alignment, false);
   if (pointer == nullptr) errno = ENOMEM;
   return pointer;
 }
 
-void Heap::free(void* pointer) {
+void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded) {
+  for (int attempt = 0;; ++attempt) {
+    ReclaimContext context{shards_, kShards, &budget_};
+    void* pointer = large_.allocate(size, alignment, budget_,
+                                    pages::Reclaimer{&Heap::reclaim_from_shards, &context},
+                                    guarded);
+    if (pointer != nullptr || attempt == 1) return pointer;
+    // Perhaps out of budget: this thread's cached and quarantined slots go back first (the
+    // pages they pin may be what is missing), and the other threads' at their next chance.
+    reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
+    ThreadCache* cache = t_cache;
+    if (cache == nullptr || !flush_all(*cache)) return nullptr;
+  }
+}
+
+void Heap::free(void* pointer, report::Operation operation) {
   if (small::Arena* arena = registry_.find(pointer)) {
-    free_small(*arena, pointer);
+    free_small(*arena, pointer, operation);
     return;
   }
   std::uintptr_t mapping = 0;
   std::size_t mapping_bytes = 0;
-  if (!large_.free(pointer, budget_, &mapping, &mapping_bytes)) {
-    report::fatal_invalid_pointer(pointer);
+  switch (large_.free(pointer, budget_, operation, &mapping, &mapping_bytes)) {
+    case large::LargeHeap::FreeResult::kFreed:
+      forget_caller_locks(mapping, mapping_bytes);
+      return;
+    case large::LargeHeap::FreeResult::kDoubleFree:
+      report::fatal_double_free(operation, pointer);
+    case large::LargeHeap::FreeResult::kNotAllocated:
+      report::fatal_invalid_pointer(operation, pointer);
   }
-  forget_caller_locks(mapping, mapping_bytes);
 }
 
-std::size_t Heap::usable_size(const void* pointer) {
+std::size_t Heap::usable_size(const void* pointer, report::Operation operation) {
   if (small::Arena* arena = registry_.find(pointer)) {
     small::Shard& shard = shards_[arena->shard_index];
     SpinLockGuard guard(shard.lock());
-    return shard.usable_size(*arena, pointer);
+    return shard.usable_size(*arena, pointer, operation);
   }
   std::size_t size = 0;
-  if (!large_.usable_size(pointer, &size)) report::fatal_invalid_pointer(pointer);
+  if (!large_.usable_size(pointer, &size)) report::fatal_invalid_pointer(operation, pointer);
   return size;
 }
 
@@ -312,29 +349,28 @@ bool Heap::owns(const void* pointer) {
 
 bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
   small::Arena* arena = registry_.find(pointer);
-  if (arena == nullptr) return true;  // a freed large block is unmapped
+  if (arena == nullptr) return true;  // a freed large block is PROT_NONE or unmapped
   small::Shard& shard = shards_[arena->shard_index];
   SpinLockGuard guard(shard.lock());
   return shard.range_reads_zero(*arena, pointer, length);
 }
 
 void* Heap::allocate_guarded(std::size_t size) {
-  ReclaimContext context{shards_, kShards, &budget_};
-  void* pointer = large_.allocate(size, kMinAlignment, budget_,
-                                  pages::Reclaimer{&Heap::reclaim_from_shards, &context}, true);
+  void* pointer = allocate_large(size, kMinAlignment, true);
   if (pointer == nullptr) errno = ENOMEM;
   return pointer;
 }
 
 void* Heap::reallocate(void* pointer, std::size_t size) {
-  std::size_t old_size = usable_size(pointer);
+  constexpr auto kRealloc = report::Operation::kRealloc;
+  std::size_t old_size = usable_size(pointer, kRealloc);
   bool guarded = large_.is_guarded(pointer);
-  void* moved = guarded ? allocate_guarded(size) : allocate(size, kMinAlignment);
+  void* moved = guarded ? allocate_guarded(size) : allocate(size, kMinAlignment, kRealloc);
   if (moved == nullptr) return nullptr;  // the old block is untouched
   // A guarded secret moves to a new guarded secret, read-write; the old one must be readable.
   if (guarded) large_.protect(pointer, large::LargeHeap::Protection::kReadOnly);
   std::memcpy(moved, pointer, old_size < size ? old_size : size);
-  free(pointer);  // zeroes the old block
+  free(pointer, kRealloc);  // zeroes the old block
   return moved;
 }
 
@@ -346,11 +382,15 @@ Stats Heap::stats() {
   }
   std::int64_t small_objects = retired_objects_.load(std::memory_order_relaxed);
   std::int64_t small_bytes = retired_bytes_.load(std::memory_order_relaxed);
+  std::size_t quarantined_bytes = 0;
   {
     SpinLockGuard guard(caches_lock_);
     for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {
       small_objects += cache->live_objects.load(std::memory_order_relaxed);
       small_bytes += cache->live_bytes.load(std::memory_order_relaxed);
+      for (std::size_t c = 0; c < small::kClassCount; ++c) {
+        quarantined_bytes += cache->bins[c].quarantined() * small::kSlotSizes[c];
+      }
     }
   }
   large::LargeStats large_stats;
@@ -367,6 +407,8 @@ Stats Heap::stats() {
   stats.memlock_limit = budget_.limit();
   stats.caller_locked_bytes = caller_locked_pages_.load(std::memory_order_relaxed) * os::kPageSize;
   stats.secretmem_bytes = budget_.secretmem_bytes();
+  stats.quarantined_bytes = quarantined_bytes;
+  stats.quarantined_large_bytes = large_stats.quarantined_bytes;
   return stats;
 }
 
@@ -405,8 +447,18 @@ void Heap::after_fork_in_child() {
   heap.retired_objects_.store(0, std::memory_order_relaxed);
   heap.retired_bytes_.store(0, std::memory_order_relaxed);
   heap.caches_lock_.reset_after_fork();
+  // Every stream draws from a new key: the child's canaries and slot choices are not the
+  // parent's.
+  RandomStream::rekey_process();
+  for (auto& shard : heap.shards_) shard.forget_random();
+  heap.large_.forget_random();
   if (ThreadCache* cache = t_cache) {
-    for (auto& bin : cache->bins) bin.count = 0;
+    for (auto& bin : cache->bins) {
+      bin.tail = 0;
+      bin.ready.store(0, std::memory_order_relaxed);
+      bin.head.store(0, std::memory_order_relaxed);
+    }
+    cache->random.forget();
     cache->live_objects.store(0, std::memory_order_relaxed);
     cache->live_bytes.store(0, std::memory_order_relaxed);
     cache->next = cache->prev = nullptr;

@@ -14,6 +14,7 @@
 #include "heap/thread_cache.hpp"
 #include "pages/page_lock_table.hpp"
 #include "pages/secretmem_pool.hpp"
+#include "report/report.hpp"
 #include "small/arena_registry.hpp"
 #include "small/shard.hpp"
 
@@ -29,6 +30,8 @@ struct Stats {
   std::size_t memlock_limit;
   std::size_t caller_locked_bytes;
   std::size_t secretmem_bytes;
+  std::size_t quarantined_bytes;
+  std::size_t quarantined_large_bytes;
 };
 
 class Heap {
@@ -44,22 +47,24 @@ class Heap {
   }
 
   // malloc's path: default alignment, and small requests straight to the thread cache.
-  void* allocate(std::size_t size) {
+  // `operation` is the public call, for the fatal line if the slot handed out was written
+  // after it was freed.
+  void* allocate(std::size_t size, report::Operation operation) {
     if (size <= small::kMaxSmallRequest) [[likely]]
-      return allocate_small(size, small::class_for_request(size));
-    return allocate(size, kMinAlignment);
+      return allocate_small(size, small::class_for_request(size), operation);
+    return allocate(size, kMinAlignment, operation);
   }
 
   // nullptr with errno and last_error set on failure. alignment: a power of two.
-  void* allocate(std::size_t size, std::size_t alignment);
-  void free(void* pointer);
+  void* allocate(std::size_t size, std::size_t alignment, report::Operation operation);
+  void free(void* pointer, report::Operation operation);
   void* reallocate(void* pointer, std::size_t size);
   // A secret on its own locked pages between guard pages (lockbox_guarded_alloc).
   void* allocate_guarded(std::size_t size);
   int protect(void* pointer, large::LargeHeap::Protection protection) {
     return large_.protect(pointer, protection);
   }
-  std::size_t usable_size(const void* pointer);
+  std::size_t usable_size(const void* pointer, report::Operation operation);
   bool owns(const void* pointer);
   Stats stats();
   // Test hook: is `pointer` inside memory lockbox manages for secrets (an arena or the data
@@ -86,16 +91,23 @@ class Heap {
   Heap();
   static Heap& start();
   // nullptr with errno set on failure.
-  void* allocate_small(std::size_t size, std::size_t class_index);
-  void* allocate_small_general(std::size_t size, std::size_t class_index);
-  void free_small(small::Arena& arena, void* pointer);
-  void free_small_general(small::Arena& arena, void* pointer);
+  void* allocate_small(std::size_t size, std::size_t class_index, report::Operation operation);
+  void* allocate_small_general(std::size_t size, std::size_t class_index,
+                               report::Operation operation);
+  void free_small(small::Arena& arena, void* pointer, report::Operation operation);
+  void free_small_general(small::Arena& arena, void* pointer, report::Operation operation);
+  // A large block or guarded secret; over budget, this thread's cache is emptied and it tries
+  // once more.
+  void* allocate_large(std::size_t size, std::size_t alignment, bool guarded);
   // This thread's cache, created on first use; nullptr once the thread is being torn down.
   ThreadCache* thread_cache();
   bool refill(ThreadCache& cache, std::size_t class_index);
   // Gives the oldest `count` slots of a bin back to their shards.
   void flush(ThreadCache::Bin& bin, std::size_t count);
+  // Every slot of the cache, quarantined or not; true if there was any.
   bool flush_all(ThreadCache& cache);
+  // Another thread ran out of budget since this cache last looked: empty it.
+  void answer_reclaim(ThreadCache& cache);
   bool is_inherited(const small::Arena& arena) const {
     return arena.generation != generation_.load(std::memory_order_relaxed);
   }
@@ -124,6 +136,8 @@ class Heap {
   pages::PageLockTable caller_locks_;
   std::atomic<std::size_t> caller_locked_pages_{0};
   std::atomic<std::uint64_t> generation_{1};
+  // Moved by a thread that ran out of budget; every cache empties itself when it sees it move.
+  std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};
   SpinLock caches_lock_;
   ThreadCache* caches_ = nullptr;

@@ -1,7 +1,11 @@
-// A thread's cache of small slots, per size class: frees push zeroed slots here and allocations
-// pop them, with no lock taken. Slots in a cache stay taken from their runs (their pages stay
-// locked); a bin that overflows gives its oldest half back to the shards. The cache also counts
-// the thread's live objects and bytes, so statistics need no shared counter on the fast path.
+// A thread's cache of small slots, per size class, with no lock taken. Freed slots (zeroed) wait
+// in a quarantine before they can be handed out again: a slot freed by this thread becomes
+// eligible only after kQuarantine[class] later frees of its class here, and an allocation takes
+// an eligible slot at random. So `free(p); malloc(same size)` never returns p, a double free or a
+// stale write through p meets a slot that is still free, and nobody can steer which slot comes
+// next. Slots in a cache stay taken from their runs (their pages stay locked); the oldest
+// eligible ones go back to the shards when a bin fills. The cache also counts the thread's live
+// objects and bytes, so statistics need no shared counter on the fast path.
 #pragma once
 
 #include <array>
@@ -11,35 +15,84 @@
 
 #include "small/size_class.hpp"
 #include "small/slot.hpp"
+#include "support/random_stream.hpp"
 #include "support/spin_lock.hpp"
 
 namespace lockbox::heap {
 
 struct alignas(kCacheLine) ThreadCache {
-  static constexpr std::size_t kMaxSlots = 16;
+  static constexpr std::uint32_t kRingSlots = 32;  // a power of two, >= every class's limit
 
-  // Fewer big slots than small ones: no bin holds more than 16 KiB, a full cache 191 KiB.
-  // A table, so the free path reads one byte instead of walking a chain of comparisons.
-  static constexpr auto kCapacity = [] {
-    std::array<std::uint8_t, small::kClassCount> capacity{};
+  // Per class: how many later frees a freed slot waits (the quarantine), and how many eligible
+  // slots a bin may hold besides. Fewer big slots than small ones: a quarantine holds at most
+  // 1 KiB of a key-sized class and 32 KiB of the largest; a whole cache pins at most 434 KiB of
+  // locked slots, 243 KiB of them quarantined (README, "Quarantine").
+  struct ClassLimits {
+    std::uint8_t quarantine;
+    std::uint8_t eligible;
+  };
+  static constexpr auto kLimits = [] {
+    std::array<ClassLimits, small::kClassCount> limits{};
     for (std::size_t c = 0; c < small::kClassCount; ++c) {
       std::size_t slot = small::kSlotSizes[c];
-      capacity[c] = slot <= 256 ? 16 : slot <= 1024 ? 8 : slot <= 4096 ? 4 : 2;
+      limits[c] = slot <= 256    ? ClassLimits{16, 16}
+                  : slot <= 1024 ? ClassLimits{8, 8}
+                  : slot <= 4096 ? ClassLimits{4, 4}
+                                 : ClassLimits{4, 2};
     }
-    return capacity;
+    return limits;
   }();
-  static constexpr std::size_t capacity(std::size_t class_index) { return kCapacity[class_index]; }
+  static constexpr std::uint32_t quarantine(std::size_t class_index) {
+    return kLimits[class_index].quarantine;
+  }
+  static constexpr std::uint32_t eligible_limit(std::size_t class_index) {
+    return kLimits[class_index].eligible;
+  }
+  static constexpr std::uint32_t limit(std::size_t class_index) {
+    return quarantine(class_index) + eligible_limit(class_index);
+  }
 
+  // A ring of slots, oldest at `tail`, newest at `head - 1`. [tail, ready) are eligible for
+  // hand-out; [ready, head) are in quarantine. The counters run freely and wrap; only the owning
+  // thread writes them, stats() reads `head` and `ready` (relaxed atomics: plain moves on x86).
   struct Bin {
-    std::uint32_t count = 0;
-    small::CachedSlot slots[kMaxSlots];
+    std::uint32_t tail = 0;
+    std::atomic<std::uint32_t> ready{0};
+    std::atomic<std::uint32_t> head{0};
+    small::CachedSlot slots[kRingSlots];
 
-    // Field by field: a CachedSlot built on the stack and copied whole was read back as one
-    // 16-byte load of two 8-byte stores, which store forwarding cannot serve (a stall per free).
-    void push(unsigned char* address, small::Arena* arena) {
-      small::CachedSlot& slot = slots[count++];
+    small::CachedSlot& at(std::uint32_t position) { return slots[position & (kRingSlots - 1)]; }
+    std::uint32_t held() const { return head.load(std::memory_order_relaxed) - tail; }
+    std::uint32_t eligible() const { return ready.load(std::memory_order_relaxed) - tail; }
+    std::uint32_t quarantined() const {
+      return head.load(std::memory_order_relaxed) - ready.load(std::memory_order_relaxed);
+    }
+
+    // A freed slot enters the quarantine; the oldest quarantined one becomes eligible once the
+    // quarantine is over its length. Field by field: a CachedSlot built on the stack and copied
+    // whole was read back as one 16-byte load of two 8-byte stores, which store forwarding
+    // cannot serve (a stall per free).
+    void push_freed(unsigned char* address, small::Arena* arena, std::uint32_t quarantine_length) {
+      std::uint32_t position = head.load(std::memory_order_relaxed);
+      small::CachedSlot& slot = at(position);
       slot.address = address;
       slot.arena = arena;
+      head.store(position + 1, std::memory_order_relaxed);
+      std::uint32_t first_quarantined = ready.load(std::memory_order_relaxed);
+      if (position + 1 - first_quarantined > quarantine_length) {
+        ready.store(first_quarantined + 1, std::memory_order_relaxed);
+      }
+    }
+    // Slots fresh from a run are eligible at once: they go in at the old end.
+    void push_fresh(const small::CachedSlot& slot) { at(--tail) = slot; }
+    // Takes the eligible slot at `offset` from the old end (offset < eligible()): the oldest one
+    // moves into its place, which keeps every eligible slot on the eligible side.
+    small::CachedSlot take_eligible(std::uint32_t offset) {
+      small::CachedSlot& chosen = at(tail + offset);
+      small::CachedSlot taken = chosen;
+      chosen = at(tail);
+      ++tail;
+      return taken;
     }
   };
 
@@ -51,8 +104,12 @@ struct alignas(kCacheLine) ThreadCache {
   }
 
   Bin bins[small::kClassCount];
+  RandomStream random;  // which eligible slot goes out next
   std::atomic<std::int64_t> live_objects{0};
   std::atomic<std::int64_t> live_bytes{0};
+  // The heap's reclaim epoch this cache last answered: when another thread ran out of budget
+  // the epoch moved, and this thread empties its quarantine at its next visit to a shard.
+  std::uint64_t reclaim_epoch = 0;
   std::uint32_t shard_index = 0;
   ThreadCache* next = nullptr;  // every live thread's cache, for stats and fork
   ThreadCache* prev = nullptr;

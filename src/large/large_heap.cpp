@@ -1,5 +1,6 @@
-// Large blocks are rare and big: one mapping each keeps the guard pages exact and lets free()
-// hand the memory straight back to the kernel.
+// Large blocks are rare and big: one mapping each keeps the guard pages exact. A freed block's
+// pages go back to the kernel at once (munlock, discard, PROT_NONE); its range waits in the
+// quarantine and is unmapped when newer blocks push it out.
 #include "large/large_heap.hpp"
 
 #include <sodium.h>
@@ -8,9 +9,8 @@
 #include <cstring>
 
 #include "os/os.hpp"
-#include "pages/page_commit.hpp"
 #include "report/report.hpp"
-#include "small/canary.hpp"
+#include "support/canary.hpp"
 #include "support/last_error.hpp"
 #include "support/sanitizers.hpp"
 
@@ -18,12 +18,23 @@ namespace lockbox::large {
 namespace {
 
 constexpr std::size_t kPage = os::kPageSize;
+using canary::FirstByte;
+
+// Where the leading canary of the object at `pointer` lies, as offsets from `data` (the first
+// data page): as many of the 16 bytes before the object as the data pages hold. Fewer than 16
+// means the rest is the leading guard page, which faults.
+struct LeadingSpan {
+  std::size_t from, to;
+};
+LeadingSpan leading_span(const unsigned char* data, const unsigned char* pointer) {
+  auto to = static_cast<std::size_t>(pointer - data);
+  std::size_t length = to < LargeHeap::kLeadingCanaryBytes ? to : LargeHeap::kLeadingCanaryBytes;
+  return {to - length, to};
+}
 
 }  // namespace
 
-std::size_t LargeHeap::mapping_bytes(const Block& block) const {
-  return (block.data_pages + 2) * kPage;
-}
+std::size_t LargeHeap::mapping_bytes(const Block& block) { return (block.data_pages + 2) * kPage; }
 
 void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budget& budget,
                           pages::Reclaimer reclaimer, bool guarded) {
@@ -37,7 +48,7 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   }
   std::size_t data_pages = (size + padding + kPage - 1) / kPage;
   if (data_pages == 0) data_pages = 1;
-  Block block{nullptr, data_pages, size, true, false, guarded, Protection::kReadWrite};
+  Block block{nullptr, data_pages, size, 0, true, false, guarded, false, Protection::kReadWrite};
   void* mapping = nullptr;
   if (int err = os::reserve(mapping_bytes(block), &mapping)) {
     errno = ENOMEM;
@@ -73,9 +84,14 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   unsigned char* end = data + data_bytes;
   auto start = reinterpret_cast<std::uintptr_t>(end - size) & ~(std::uintptr_t{alignment} - 1);
   auto* pointer = reinterpret_cast<unsigned char*>(start);
-  small::write_canary(pointer, size, static_cast<std::size_t>(end - pointer));
-  sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
   SpinLockGuard guard(lock_);
+  block.canary = random_.next64();
+  canary::write_span(pointer, size, static_cast<std::size_t>(end - pointer), block.canary,
+                     FirstByte::kZero);
+  LeadingSpan lead = leading_span(data, pointer);
+  canary::write_span(data, lead.from, lead.to, block.canary, FirstByte::kRandom);
+  sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
+  sanitizers::poison(data + lead.from, lead.to - lead.from);
   blocks_.emplace(start, block);
   ++stats_.live_allocations;
   stats_.in_use_bytes += size;
@@ -83,55 +99,106 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   return pointer;
 }
 
-bool LargeHeap::free(void* pointer, budget::Budget& budget, std::uintptr_t* mapping,
-                     std::size_t* mapping_size) {
+void LargeHeap::check_and_wipe(void* pointer, const Block& block, report::Operation operation) {
+  unsigned char* data = block.mapping + kPage;
+  std::size_t data_bytes = block.data_pages * kPage;
+  // A guarded secret is freed whatever its protection (libsodium #215 forgot this).
+  if (block.protection != Protection::kReadWrite && os::protect_read_write(data, data_bytes) != 0) {
+    report::fatal_os_failure("mprotect", data);
+  }
+  auto* bytes = static_cast<unsigned char*>(pointer);
+  std::size_t tail = static_cast<std::size_t>(data + data_bytes - bytes);
+  LeadingSpan lead = leading_span(data, bytes);
+  sanitizers::unpoison(data, data_bytes);
+  if (!canary::span_intact(bytes, block.size, tail, block.canary, FirstByte::kZero)) {
+    report::fatal_canary_broken(operation, pointer);
+  }
+  if (!canary::span_intact(data, lead.from, lead.to, block.canary, FirstByte::kRandom)) {
+    report::fatal_underflow(operation, pointer);
+  }
+  sodium_memzero(data, data_bytes);
+}
+
+LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
+                                      report::Operation operation, std::uintptr_t* mapping,
+                                      std::size_t* mapping_size) {
+  auto key = reinterpret_cast<std::uintptr_t>(pointer);
   Block block;
   {
     SpinLockGuard guard(lock_);
-    auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-    if (found == blocks_.end()) return false;
+    auto found = blocks_.find(key);
+    if (found == blocks_.end()) {
+      return in_quarantine(key) ? FreeResult::kDoubleFree : FreeResult::kNotAllocated;
+    }
+    // Of two threads freeing one block at once, the second sees this and reports it.
+    if (found->second.freeing) return FreeResult::kDoubleFree;
+    found->second.freeing = true;
     block = found->second;
-    blocks_.erase(found);
+  }
+  QuarantinedBlock evicted[kQuarantineBlocks];
+  std::size_t evicted_count = 0;
+  if (block.inherited) {
+    // A forked child's copy of its parent's block (wiped by the kernel, or absent): it only
+    // goes away, as before the quarantine existed.
+    evicted[evicted_count++] = {key, block.mapping, mapping_bytes(block)};
+  } else {
+    check_and_wipe(pointer, block, operation);
+    // The pages go back now (munlock, discard, PROT_NONE); only the range waits.
+    pages::release(budget, block.mapping + kPage, block.data_pages * kPage, block.locked,
+                   budget.application_locks_all());
+    // Nothing may stay poisoned where the kernel may one day map something else.
+    sanitizers::unpoison(block.mapping, mapping_bytes(block));
+  }
+  {
+    SpinLockGuard guard(lock_);
+    blocks_.erase(key);
     if (!block.inherited) {
       --stats_.live_allocations;
       stats_.in_use_bytes -= block.size;
       stats_.reserved_bytes -= mapping_bytes(block);
+      evicted_count = enter_quarantine({key, block.mapping, mapping_bytes(block)}, evicted);
     }
   }
-  unsigned char* data = block.mapping + kPage;
-  std::size_t data_bytes = block.data_pages * kPage;
-  // A guarded secret is freed whatever its protection (libsodium #215 forgot this).
-  if (!block.inherited && block.protection != Protection::kReadWrite &&
-      os::protect_read_write(data, data_bytes) != 0) {
-    report::fatal_os_failure("mprotect", data);
-  }
-  if (!block.inherited) {
-    auto* bytes = static_cast<unsigned char*>(pointer);
-    std::size_t tail = static_cast<std::size_t>(data + data_bytes - bytes);
-    sanitizers::unpoison(bytes, tail);
-    if (!small::canary_intact(bytes, block.size, tail)) report::fatal_canary_broken(pointer);
-    sodium_memzero(data, data_bytes);
-    // munmap drops the lock with the mapping; only the budget needs telling.
-    if (block.locked) {
-      budget.release_locked(data_bytes);
-    } else {
-      budget.release_unlocked(data_bytes);
+  for (std::size_t i = 0; i < evicted_count; ++i) {
+    if (os::unmap(evicted[i].mapping, evicted[i].bytes) != 0) {
+      report::fatal_os_failure("munmap", evicted[i].mapping);
     }
   }
-  if (os::unmap(block.mapping, mapping_bytes(block)) != 0) {
-    report::fatal_os_failure("munmap", block.mapping);
-  }
-  // The address range may be mapped again by anyone: leave no poison behind.
-  sanitizers::unpoison(block.mapping, mapping_bytes(block));
   *mapping = reinterpret_cast<std::uintptr_t>(block.mapping);
   *mapping_size = mapping_bytes(block);
-  return true;
+  return FreeResult::kFreed;
+}
+
+std::size_t LargeHeap::enter_quarantine(const QuarantinedBlock& block,
+                                        QuarantinedBlock* evicted) {
+  std::size_t count = 0;
+  auto evict_oldest = [&] {
+    evicted[count++] = quarantine_[quarantine_oldest_];
+    stats_.quarantined_bytes -= quarantine_[quarantine_oldest_].bytes;
+    quarantine_oldest_ = (quarantine_oldest_ + 1) % kQuarantineBlocks;
+    --quarantine_count_;
+  };
+  if (quarantine_count_ == kQuarantineBlocks) evict_oldest();
+  while (quarantine_count_ > 0 && stats_.quarantined_bytes + block.bytes > kQuarantineBytes) {
+    evict_oldest();
+  }
+  quarantine_[(quarantine_oldest_ + quarantine_count_) % kQuarantineBlocks] = block;
+  ++quarantine_count_;
+  stats_.quarantined_bytes += block.bytes;
+  return count;
+}
+
+bool LargeHeap::in_quarantine(std::uintptr_t pointer) const {
+  for (std::size_t i = 0; i < quarantine_count_; ++i) {
+    if (quarantine_[(quarantine_oldest_ + i) % kQuarantineBlocks].pointer == pointer) return true;
+  }
+  return false;
 }
 
 int LargeHeap::protect(void* pointer, Protection protection) {
   SpinLockGuard guard(lock_);
   auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-  if (found == blocks_.end() || !found->second.guarded) {
+  if (found == blocks_.end() || !found->second.guarded || found->second.freeing) {
     set_last_error("lockbox_protect: %p is not a live secret from lockbox_guarded_alloc", pointer);
     return EINVAL;
   }
@@ -158,7 +225,7 @@ bool LargeHeap::is_guarded(const void* pointer) {
 bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {
   SpinLockGuard guard(lock_);
   auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-  if (found == blocks_.end()) return false;
+  if (found == blocks_.end() || found->second.freeing) return false;
   *size = found->second.size;
   return true;
 }
@@ -179,13 +246,17 @@ void LargeHeap::add_stats(LargeStats& stats) {
   SpinLockGuard guard(lock_);
   stats.live_allocations += stats_.live_allocations;
   stats.in_use_bytes += stats_.in_use_bytes;
-  stats.reserved_bytes += stats_.reserved_bytes;
+  stats.reserved_bytes += stats_.reserved_bytes + stats_.quarantined_bytes;
+  stats.quarantined_bytes += stats_.quarantined_bytes;
 }
 
 void LargeHeap::mark_inherited_after_fork() {
   lock_.reset_after_fork();
   for (auto& entry : blocks_) entry.second.inherited = true;
+  // The quarantined ranges are the child's too (PROT_NONE, inherited); keep their count.
+  std::size_t quarantined = stats_.quarantined_bytes;
   stats_ = LargeStats{};
+  stats_.quarantined_bytes = quarantined;
 }
 
 }  // namespace lockbox::large

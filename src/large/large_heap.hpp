@@ -1,7 +1,10 @@
 // Large objects (beyond the biggest size class, or aligned beyond a page): each block is its
 // own mapping, [guard][data pages][guard], with the object pushed against the trailing guard so
 // that a linear overflow faults at once. The slack after the object (under 16 bytes, or under
-// the alignment) holds a canary.
+// the alignment) holds a canary whose first byte is zero; up to 16 bytes before the object (when
+// it does not start on a page) hold another, so an underflow is caught at free. A freed block's
+// address range stays reserved PROT_NONE in a bounded quarantine: a second free is a double free,
+// a stale access faults, and the next block cannot be mapped where the old one was.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +13,8 @@
 
 #include "budget/budget.hpp"
 #include "pages/page_commit.hpp"
+#include "report/report.hpp"
+#include "support/random_stream.hpp"
 #include "support/spin_lock.hpp"
 
 namespace lockbox::large {
@@ -18,10 +23,19 @@ struct LargeStats {
   std::size_t live_allocations = 0;
   std::size_t in_use_bytes = 0;
   std::size_t reserved_bytes = 0;
+  std::size_t quarantined_bytes = 0;  // address space of freed blocks, PROT_NONE
 };
 
 class LargeHeap {
  public:
+  // The quarantine keeps the newest freed blocks' ranges: at most this many, and at most this
+  // much address space besides the newest block (which stays whatever its size). Each is one
+  // mapping with no page behind it, so it costs a VMA and no memory.
+  static constexpr std::size_t kQuarantineBlocks = 64;
+  static constexpr std::size_t kQuarantineBytes = std::size_t{256} << 20;
+  // Bytes before the object checked for an underflow (when the data pages have them).
+  static constexpr std::size_t kLeadingCanaryBytes = 16;
+
   // nullptr with last_error set on failure. `alignment` is a power of two >= 16.
   // `guarded`: a guarded secret (lockbox_guarded_alloc), whose pages the owner may switch
   // between no-access, read-only and read-write with protect().
@@ -31,10 +45,11 @@ class LargeHeap {
   // 0, or EINVAL when `pointer` is not a live guarded secret (last_error set).
   int protect(void* pointer, Protection protection);
   bool is_guarded(const void* pointer);
-  // False if `pointer` is not a live large block (the caller decides what that means).
-  // On success *mapping / *mapping_bytes say which address range is gone.
-  bool free(void* pointer, budget::Budget& budget, std::uintptr_t* mapping,
-            std::size_t* mapping_bytes);
+  enum class FreeResult { kFreed, kDoubleFree, kNotAllocated };
+  // A broken canary is fatal (reported as `operation`); a pointer that is not a live block is
+  // the caller's to report. On kFreed, *mapping / *mapping_bytes say which range is gone.
+  FreeResult free(void* pointer, budget::Budget& budget, report::Operation operation,
+                  std::uintptr_t* mapping, std::size_t* mapping_bytes);
   bool usable_size(const void* pointer, std::size_t* size);
   // Is `page` one of the data pages of a live block (guard pages are not)?
   bool contains_data_page(std::uintptr_t page);
@@ -44,23 +59,41 @@ class LargeHeap {
   void unlock_after_fork() { lock_.unlock(); }
   // A forked child holds none of these blocks' locks, and their memory is wiped.
   void mark_inherited_after_fork();
+  void forget_random() { random_.forget(); }
 
  private:
   struct Block {
     unsigned char* mapping;  // the leading guard page
     std::size_t data_pages;
-    std::size_t size;  // requested bytes
-    bool locked;       // false: committed unlocked under BEST_EFFORT
-    bool inherited;    // from the parent process, wiped on fork
-    bool guarded;      // a guarded secret: protection may change
+    std::size_t size;        // requested bytes
+    std::uint64_t canary;    // this block's own random canary word
+    bool locked;             // false: committed unlocked under BEST_EFFORT
+    bool inherited;          // from the parent process, wiped on fork
+    bool guarded;            // a guarded secret: protection may change
+    bool freeing;            // a free is under way: a second one is a double free
     Protection protection;
   };
-  std::size_t mapping_bytes(const Block& block) const;
+  struct QuarantinedBlock {
+    std::uintptr_t pointer;
+    unsigned char* mapping;
+    std::size_t bytes;
+  };
+  static std::size_t mapping_bytes(const Block& block);
+  // Checks both canaries and zeroes the block (read-write again if it was a guarded secret).
+  void check_and_wipe(void* pointer, const Block& block, report::Operation operation);
+  // Under the lock: the block's range joins the quarantine; the ranges it pushes out are
+  // written to `evicted` (to be unmapped after the lock is dropped). Returns how many.
+  std::size_t enter_quarantine(const QuarantinedBlock& block, QuarantinedBlock* evicted);
+  bool in_quarantine(std::uintptr_t pointer) const;
 
   SpinLock lock_;
   // Keyed by the pointer handed out; ordered, so that a page can be traced to its block.
   std::map<std::uintptr_t, Block> blocks_;
   LargeStats stats_;
+  RandomStream random_;  // canary words, under lock_
+  QuarantinedBlock quarantine_[kQuarantineBlocks] = {};
+  std::size_t quarantine_oldest_ = 0;
+  std::size_t quarantine_count_ = 0;
 };
 
 }  // namespace lockbox::large

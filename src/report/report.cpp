@@ -10,7 +10,7 @@
 namespace lockbox::report {
 namespace {
 
-[[noreturn]] void die(const char* what, const void* address) {
+[[noreturn]] void die(const char* what, const char* operation, const void* address) {
   char line[160];
   std::size_t used = 0;
   auto append = [&](const char* text) {
@@ -21,6 +21,10 @@ namespace {
   };
   append("lockbox: fatal: ");
   append(what);
+  if (operation != nullptr) {
+    append(" in ");
+    append(operation);
+  }
   append(" at 0x");
   char digits[16];
   int count = 0;
@@ -37,16 +41,50 @@ namespace {
 
 }  // namespace
 
-void fatal_double_free(const void* address) { die("double free", address); }
-void fatal_invalid_pointer(const void* address) {
-  die("pointer not allocated by lockbox", address);
+const char* operation_name(Operation operation) {
+  switch (operation) {
+    case Operation::kMalloc:
+      return "lockbox_malloc";
+    case Operation::kCalloc:
+      return "lockbox_calloc";
+    case Operation::kRealloc:
+      return "lockbox_realloc";
+    case Operation::kAlignedAlloc:
+      return "lockbox_aligned_alloc";
+    case Operation::kFree:
+      return "lockbox_free";
+    case Operation::kUsableSize:
+      return "lockbox_usable_size";
+    case Operation::kStrdup:
+      return "lockbox_strdup";
+    case Operation::kGuardedAlloc:
+      return "lockbox_guarded_alloc";
+  }
+  return "lockbox";
 }
-void fatal_canary_broken(const void* address) { die("canary broken (heap overflow)", address); }
-void fatal_write_after_free(const void* address) { die("write after free", address); }
+
+void fatal_double_free(Operation operation, const void* address) {
+  die("double free", operation_name(operation), address);
+}
+void fatal_invalid_pointer(Operation operation, const void* address) {
+  die("pointer not allocated by lockbox", operation_name(operation), address);
+}
+void fatal_canary_broken(Operation operation, const void* address) {
+  die("canary broken (heap overflow)", operation_name(operation), address);
+}
+void fatal_underflow(Operation operation, const void* address) {
+  die("canary before the object broken (heap underflow)", operation_name(operation), address);
+}
+void fatal_slack_written(Operation operation, const void* address) {
+  die("slack after the canary written (heap overflow)", operation_name(operation), address);
+}
+void fatal_write_after_free(Operation operation, const void* address) {
+  die("write after free", operation_name(operation), address);
+}
 void fatal_os_failure(const char* operation, const void* address) {
   char what[64] = "kernel refused ";
   std::strncat(what, operation, sizeof what - std::strlen(what) - 1);
-  die(what, address);
+  die(what, nullptr, address);
 }
 
 }  // namespace lockbox::report

@@ -45,22 +45,29 @@ enum SlotState : std::uint8_t {
 // free finds it from the pointer alone (no run, no division). It holds everything the fast paths
 // need, read and changed in one atomic step on one cache line:
 //   bits  0-3   SlotState
-//   bit   4     the slot lies on a page BEST_EFFORT could not lock (not worth caching)
+//   bit   4     the slot lies on a page BEST_EFFORT could not lock
 //   bits  8-15  size class
 //   bits 16-31  while live, the size asked for (the canary follows it)
-using SlotWord = std::uint32_t;
+//   bits 32-63  the slot's canary key, drawn when it leaves its run (small/slot_canary.hpp)
+using SlotWord = std::uint64_t;
 inline constexpr SlotWord kSlotStateMask = 0xf;
 inline constexpr SlotWord kSlotOnUnlockedPages = 0x10;
+// What a change of state keeps: the page flag and the canary key.
+inline constexpr SlotWord kSlotKept = kSlotOnUnlockedPages | (SlotWord{0xffffffff} << 32);
 constexpr SlotWord slot_word(SlotState state, std::size_t class_index, std::size_t requested = 0,
-                             SlotWord flags = 0) {
-  return static_cast<SlotWord>(requested << 16) | static_cast<SlotWord>(class_index << 8) | flags |
-         state;
+                             SlotWord kept = 0) {
+  return (static_cast<SlotWord>(requested) << 16) | (static_cast<SlotWord>(class_index) << 8) |
+         (kept & kSlotKept) | state;
 }
+constexpr SlotWord slot_canary_bits(std::uint32_t key) { return static_cast<SlotWord>(key) << 32; }
 constexpr SlotState slot_state(SlotWord word) {
   return static_cast<SlotState>(word & kSlotStateMask);
 }
 constexpr std::size_t slot_class(SlotWord word) { return (word >> 8) & 0xff; }
-constexpr std::size_t slot_requested(SlotWord word) { return word >> 16; }
+constexpr std::size_t slot_requested(SlotWord word) { return (word >> 16) & 0xffff; }
+constexpr std::uint32_t slot_canary_key(SlotWord word) {
+  return static_cast<std::uint32_t>(word >> 32);
+}
 static_assert(kMaxSlotSize < (std::size_t{1} << 16) && kClassCount <= 256);
 
 struct Run {

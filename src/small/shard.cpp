@@ -234,6 +234,33 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
 
 bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
 
+bool Shard::hold_slot_pages(Run& run, std::size_t slot, budget::Budget& budget,
+                            pages::Reclaimer reclaimer) {
+  PageSpan span = pages_of_slot(run, slot);
+  for (std::size_t page = span.first; page <= span.last; ++page) {
+    if (!acquire_page(*run.arena, page, budget, reclaimer)) {
+      for (std::size_t undo = span.first; undo < page; ++undo) release_page(*run.arena, undo, budget);
+      return false;
+    }
+  }
+  return true;
+}
+
+Shard::SlotPlace Shard::find_slot_on_held_pages(std::size_t class_index) {
+  std::size_t slots = run_slots(class_index);
+  for (Run* run = runs_with_room_[class_index]; run != nullptr; run = run->next) {
+    for (std::size_t slot = 0; slot < slots; ++slot) {
+      if (run->used.test(slot)) continue;
+      PageSpan span = pages_of_slot(*run, slot);
+      if (run->arena->page_state[span.first] != PageState::kReserved &&
+          run->arena->page_state[span.last] != PageState::kReserved) {
+        return {run, slot};
+      }
+    }
+  }
+  return {nullptr, 0};
+}
+
 std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, CachedSlot* out,
                               std::uint64_t generation, std::uint32_t my_index,
                               ArenaRegistry& registry, budget::Budget& budget,
@@ -245,21 +272,20 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
       run = create_run(class_index, generation, my_index, registry, budget, reclaimer, pool);
       if (run == nullptr) break;
     }
-    std::size_t slot = run->used.first_clear(run_slots(class_index));
+    std::size_t slots = run_slots(class_index);
+    std::size_t slot = run->used.clear_from(random_.below(slots), slots);
+    if (!hold_slot_pages(*run, slot, budget, reclaimer)) {
+      // Out of budget. A free slot on pages already held costs nothing: take one if any run of
+      // the class has it (the random pick may have landed on an uncommitted page beside it).
+      SlotPlace* found = nullptr;
+      SlotPlace place = find_slot_on_held_pages(class_index);
+      if (place.run != nullptr) found = &place;
+      if (run->live == 0 && (found == nullptr || found->run != run)) dissolve_run(*run);
+      if (found == nullptr || !hold_slot_pages(*found->run, found->slot, budget, reclaimer)) break;
+      run = found->run;
+      slot = found->slot;
+    }
     PageSpan span = pages_of_slot(*run, slot);
-    bool committed = true;
-    for (std::size_t page = span.first; page <= span.last && committed; ++page) {
-      if (!acquire_page(*run->arena, page, budget, reclaimer)) {
-        for (std::size_t undo = span.first; undo < page; ++undo) {
-          release_page(*run->arena, undo, budget);
-        }
-        committed = false;
-      }
-    }
-    if (!committed) {
-      if (run->live == 0) dissolve_run(*run);
-      break;
-    }
     run->used.set(slot);
     // While the slot is taken its pages are held, so their state cannot change under it.
     Arena& arena = *run->arena;
@@ -267,7 +293,8 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
                   arena.page_state[span.last] == PageState::kLocked;
     unsigned char* address = slot_address(*run, slot);
     arena.slot_word_at(address).store(
-        slot_word(kSlotCached, class_index, 0, locked ? 0 : kSlotOnUnlockedPages),
+        slot_word(kSlotCached, class_index, 0,
+                  slot_canary_bits(random_.next32()) | (locked ? 0 : kSlotOnUnlockedPages)),
         std::memory_order_relaxed);
     if (++run->live == run_slots(class_index)) unlink(*run);
     out[taken++] = {address, &arena};
@@ -294,39 +321,41 @@ void Shard::return_slot(const CachedSlot& cached, budget::Budget& budget) {
   }
 }
 
-void* Shard::allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
-                      std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
-                      pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
+void* Shard::allocate(std::size_t size, std::size_t class_index, report::Operation operation,
+                      std::uint64_t generation, std::uint32_t my_index, ArenaRegistry& registry,
+                      budget::Budget& budget, pages::Reclaimer reclaimer,
+                      pages::SecretmemPool* pool) {
   CachedSlot slot;
   if (take_slots(class_index, 1, &slot, generation, my_index, registry, budget, reclaimer, pool) ==
       0) {
     return nullptr;
   }
-  hand_out(slot, class_index, size);
+  hand_out(slot, class_index, size, operation);
   return slot.address;
 }
 
-std::size_t Shard::free(Arena& arena, void* pointer, budget::Budget& budget) {
-  FreedSlot freed = take_back(arena, pointer);
+std::size_t Shard::free(Arena& arena, void* pointer, budget::Budget& budget,
+                        report::Operation operation) {
+  FreedSlot freed = take_back(arena, pointer, operation);
   return_slot({static_cast<unsigned char*>(pointer), &arena}, budget);
   return freed.requested;
 }
 
-void Shard::free_inherited(Arena& arena, void* pointer) {
+void Shard::free_inherited(Arena& arena, void* pointer, report::Operation operation) {
   std::atomic<SlotWord>* word = slot_word_for(arena, pointer);
-  if (word == nullptr) report::fatal_invalid_pointer(pointer);
+  if (word == nullptr) report::fatal_invalid_pointer(operation, pointer);
   SlotWord seen = word->load(std::memory_order_relaxed);
-  if (slot_state(seen) != kSlotLive) report_not_live(pointer, seen);
+  if (slot_state(seen) != kSlotLive) report_not_live(operation, pointer, seen);
   auto [run, slot] = locate(arena, static_cast<unsigned char*>(pointer));
   word->store(slot_word(kSlotFree, run.class_index), std::memory_order_relaxed);
   run.used.clear(slot);
   --run.live;
 }
 
-std::size_t Shard::usable_size(Arena& arena, const void* pointer) {
+std::size_t Shard::usable_size(Arena& arena, const void* pointer, report::Operation operation) {
   std::atomic<SlotWord>* word = slot_word_for(arena, pointer);
   SlotWord seen = word == nullptr ? SlotWord{0} : word->load(std::memory_order_acquire);
-  if (slot_state(seen) != kSlotLive) report::fatal_invalid_pointer(pointer);
+  if (slot_state(seen) != kSlotLive) report::fatal_invalid_pointer(operation, pointer);
   return slot_requested(seen);
 }
 

@@ -10,6 +10,7 @@
 #include "small/arena.hpp"
 #include "small/arena_registry.hpp"
 #include "small/slot.hpp"
+#include "support/random_stream.hpp"
 #include "support/spin_lock.hpp"
 
 namespace lockbox::small {
@@ -29,8 +30,9 @@ class alignas(kCacheLine) Shard {
   // All of these expect lock() to be held by the caller.
 
   // Takes up to `wanted` free slots of a class from its runs (committing and locking the pages
-  // under them first), marks them cached and writes them to `out`. Returns how many; 0 with
-  // last_error set when not even one could be had.
+  // under them first), each chosen at random in its run and given a fresh canary key, marks
+  // them cached and writes them to `out`. Returns how many; 0 with last_error set when not
+  // even one could be had.
   // `pool` serves memfd_secret arenas; null means anonymous memory only.
   std::size_t take_slots(std::size_t class_index, std::size_t wanted, CachedSlot* out,
                          std::uint64_t generation, std::uint32_t my_index, ArenaRegistry& registry,
@@ -41,14 +43,16 @@ class alignas(kCacheLine) Shard {
   void return_slot(const CachedSlot& slot, budget::Budget& budget);
 
   // One slot without a thread cache: take_slots + hand_out, and take_back + return_slot.
-  void* allocate(std::size_t size, std::size_t class_index, std::uint64_t generation,
-                 std::uint32_t my_index, ArenaRegistry& registry, budget::Budget& budget,
-                 pages::Reclaimer reclaimer, pages::SecretmemPool* pool = nullptr);
+  void* allocate(std::size_t size, std::size_t class_index, report::Operation operation,
+                 std::uint64_t generation, std::uint32_t my_index, ArenaRegistry& registry,
+                 budget::Budget& budget, pages::Reclaimer reclaimer,
+                 pages::SecretmemPool* pool = nullptr);
   // Returns the size the freed object had been given.
-  std::size_t free(Arena& arena, void* pointer, budget::Budget& budget);
+  std::size_t free(Arena& arena, void* pointer, budget::Budget& budget,
+                   report::Operation operation);
   // A forked child's free of a pointer it inherited: bookkeeping only, the memory is wiped.
-  void free_inherited(Arena& arena, void* pointer);
-  std::size_t usable_size(Arena& arena, const void* pointer);
+  void free_inherited(Arena& arena, void* pointer, report::Operation operation);
+  std::size_t usable_size(Arena& arena, const void* pointer, report::Operation operation);
   bool owns(Arena& arena, const void* pointer);
   // Test hook: do the bytes of [pointer, pointer+length) within this arena read zero? Pages
   // given back to the kernel count as zero (they are discarded and PROT_NONE).
@@ -68,6 +72,8 @@ class alignas(kCacheLine) Shard {
   // In a forked child: the inherited arenas stay mapped (their pointers can still be freed)
   // but are never allocated from again.
   void forget_arenas_after_fork();
+  // A forked child must not hand out the canary keys and slot choices its parent will.
+  void forget_random() { random_.forget(); }
 
  private:
   Run* create_run(std::size_t class_index, std::uint64_t generation, std::uint32_t my_index,
@@ -76,6 +82,15 @@ class alignas(kCacheLine) Shard {
   void dissolve_run(Run& run);
   bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                     pages::Reclaimer reclaimer);
+  // Takes a reference on every page under the slot (committing them), or on none.
+  bool hold_slot_pages(Run& run, std::size_t slot, budget::Budget& budget,
+                       pages::Reclaimer reclaimer);
+  struct SlotPlace {
+    Run* run;
+    std::size_t slot;
+  };
+  // A free slot of the class whose pages are committed already; run nullptr if none.
+  SlotPlace find_slot_on_held_pages(std::size_t class_index);
   // Releases empty locked pages until at most `target` remain; true if it released any.
   bool trim_reserve(budget::Budget& budget, std::size_t target);
   void link(Run& run);
@@ -87,6 +102,7 @@ class alignas(kCacheLine) Shard {
   std::size_t reserved_bytes_ = 0;
   std::size_t empty_committed_pages_ = 0;
   std::size_t committed_pages_ = 0;
+  RandomStream random_;  // canary keys and slot choices
 };
 
 }  // namespace lockbox::small

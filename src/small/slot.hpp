@@ -15,7 +15,7 @@
 
 #include "report/report.hpp"
 #include "small/arena.hpp"
-#include "small/canary.hpp"
+#include "small/slot_canary.hpp"
 #include "support/sanitizers.hpp"
 #include "support/secure_zero.hpp"
 
@@ -149,63 +149,70 @@ inline std::atomic<SlotWord>* slot_word_for(Arena& arena, const void* pointer) {
   return &arena.slot_word_at(pointer);
 }
 
+using report::Operation;
+
 // A slot of class `class_index` taken from its run (state cached) becomes the application's:
-// checks that it still reads zero (else fatal write after free), stamps the canary, and records
-// the size with the state. The class comes from the caller: one load fewer.
-inline void hand_out(const CachedSlot& slot, std::size_t class_index, std::size_t size) {
+// checks that it still reads zero (else fatal write after free), stamps the canary with the
+// slot's key, and records the size with the state. The class comes from the caller: one load
+// fewer.
+inline void hand_out(const CachedSlot& slot, std::size_t class_index, std::size_t size,
+                     Operation operation) {
   std::size_t slot_size = kSlotSizes[class_index];
   sanitizers::unpoison(slot.address, slot_size);
-  if (!detail::all_zero(slot.address, slot_size)) report::fatal_write_after_free(slot.address);
-  write_slot_canary(slot.address, slot_canary(size, slot_size));
-  sanitizers::poison(slot.address + size, slot_size - size);
+  if (!detail::all_zero(slot.address, slot_size)) {
+    report::fatal_write_after_free(operation, slot.address);
+  }
   std::atomic<SlotWord>& word = slot.arena->slot_word_at(slot.address);
-  SlotWord flags = word.load(std::memory_order_relaxed) & kSlotOnUnlockedPages;
-  word.store(slot_word(kSlotLive, class_index, size, flags), std::memory_order_release);
+  SlotWord kept = word.load(std::memory_order_relaxed);
+  write_slot_canary(slot.address, slot_canary(size, slot_size, slot_canary_key(kept)));
+  sanitizers::poison(slot.address + size, slot_size - size);
+  word.store(slot_word(kSlotLive, class_index, size, kept), std::memory_order_release);
 }
 
 // What a free learned about the slot it took back.
 struct FreedSlot {
   std::size_t class_index;
   std::size_t requested;
-  bool on_unlocked_pages;  // not worth caching: returning it lets the page go
 };
 
 // A free of `pointer`, whose slot word reads `word`, found no live slot: a slot already free or
 // cached is a double free; no slot starting there is a pointer lockbox never returned.
-[[noreturn]] inline void report_not_live(const void* pointer, SlotWord word) {
+[[noreturn]] inline void report_not_live(Operation operation, const void* pointer,
+                                         SlotWord word) {
   if (slot_state(word) == kSlotFree || slot_state(word) == kSlotCached) {
-    report::fatal_double_free(pointer);
+    report::fatal_double_free(operation, pointer);
   }
-  report::fatal_invalid_pointer(pointer);
+  report::fatal_invalid_pointer(operation, pointer);
 }
 
 // The application gives `pointer` back, and its slot's word `slot` read `word` a moment ago:
-// fatal if it is not a live slot (double free, pointer lockbox never returned) or its canary is
-// broken; then the slot is zeroed and marked cached.
-inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord word) {
+// fatal if it is not a live slot (double free, pointer lockbox never returned), its canary is
+// broken or its slack was written; then the slot is zeroed and marked cached.
+inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord word,
+                           Operation operation) {
   std::size_t class_index = slot_class(word);
   // One atomic step: of two threads freeing the same pointer at once, only one wins.
   if (slot_state(word) != kSlotLive ||
-      !slot.compare_exchange_strong(
-          word, slot_word(kSlotCached, class_index, 0, word & kSlotOnUnlockedPages),
-          std::memory_order_acq_rel)) {
-    report_not_live(pointer, word);
+      !slot.compare_exchange_strong(word, slot_word(kSlotCached, class_index, 0, word),
+                                    std::memory_order_acq_rel)) {
+    report_not_live(operation, pointer, word);
   }
   auto* bytes = static_cast<unsigned char*>(pointer);
   std::size_t requested = slot_requested(word);
   std::size_t slot_size = kSlotSizes[class_index];
-  SlotCanary canary = slot_canary(requested, slot_size);
+  SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
   sanitizers::unpoison(bytes, slot_size);
-  if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(pointer);
+  if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(operation, pointer);
+  if (!slot_slack_zero(bytes, canary, slot_size)) report::fatal_slack_written(operation, pointer);
   detail::zero_slot(bytes, slot_size);
   sanitizers::poison(bytes, slot_size);
-  return {class_index, requested, (word & kSlotOnUnlockedPages) != 0};
+  return {class_index, requested};
 }
 
-inline FreedSlot take_back(Arena& arena, void* pointer) {
+inline FreedSlot take_back(Arena& arena, void* pointer, Operation operation) {
   std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
-  if (slot == nullptr) report::fatal_invalid_pointer(pointer);
-  return take_back(pointer, *slot, slot->load(std::memory_order_relaxed));
+  if (slot == nullptr) report::fatal_invalid_pointer(operation, pointer);
+  return take_back(pointer, *slot, slot->load(std::memory_order_relaxed), operation);
 }
 
 }  // namespace lockbox::small

@@ -22,13 +22,18 @@ class SlotBitmap {
     for (auto& word : words_) word = 0;
   }
 
-  // The lowest clear bit below `limit`, or kNone.
-  std::size_t first_clear(std::size_t limit) const {
-    for (std::size_t w = 0; w * 64 < limit; ++w) {
-      std::uint64_t free_bits = ~words_[w];
-      if (free_bits == 0) continue;
-      std::size_t slot = w * 64 + static_cast<std::size_t>(std::countr_zero(free_bits));
-      return slot < limit ? slot : kNone;
+  // The first clear bit at or after `start` (< limit), wrapping around to 0; kNone if none.
+  // With a random start, the slot a run hands out next cannot be foreseen.
+  std::size_t clear_from(std::size_t start, std::size_t limit) const {
+    std::size_t w = start / 64;
+    std::uint64_t free_bits = ~words_[w] & (~std::uint64_t{0} << (start % 64));
+    for (std::size_t visited = 0; visited <= kWords; ++visited) {
+      if (free_bits != 0) {
+        std::size_t slot = w * 64 + static_cast<std::size_t>(std::countr_zero(free_bits));
+        if (slot < limit) return slot;
+      }
+      w = (w + 1) * 64 < limit ? w + 1 : 0;
+      free_bits = ~words_[w];
     }
     return kNone;
   }

@@ -4,6 +4,8 @@
 //        fault_runner ASAN "<report>" program source   (AddressSanitizer caught the bug first:
 //        death by SIGABRT with abort_on_error=1, and a report naming <report> and a line of
 //        `source`, the program's file under tests/faults/)
+//        fault_runner EXIT "<line>" program source   (no fault: the program exits 0 and prints
+//        <line>, as string_overflow does)
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -31,11 +33,12 @@ std::string read_all(int fd) {
 
 int main(int argc, char** argv) {
   if (argc != 5) {
-    std::fprintf(stderr, "usage: fault_runner ABRT|SEGV|ASAN message program source\n");
+    std::fprintf(stderr, "usage: fault_runner ABRT|SEGV|ASAN|EXIT message program source\n");
     return 2;
   }
   int expected_signal = std::strcmp(argv[1], "SEGV") == 0 ? SIGSEGV : SIGABRT;
   bool sanitizer_report = std::strcmp(argv[1], "ASAN") == 0;
+  bool clean_exit = std::strcmp(argv[1], "EXIT") == 0;
   std::string message = argv[2];
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return 2;
@@ -61,7 +64,14 @@ int main(int argc, char** argv) {
   waitpid(child, &status, 0);
 
   int failures = 0;
-  if (!WIFSIGNALED(status) || WTERMSIG(status) != expected_signal) {
+  if (clean_exit) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        out.find("\n" + message + "\n") == std::string::npos || !err.empty()) {
+      std::fprintf(stderr, "FAIL: status 0x%x, stdout\n%s\nstderr\n%s\nexpected exit 0 and '%s'\n",
+                   status, out.c_str(), err.c_str(), message.c_str());
+      ++failures;
+    }
+  } else if (!WIFSIGNALED(status) || WTERMSIG(status) != expected_signal) {
     std::fprintf(stderr, "FAIL: expected death by signal %d, got status 0x%x\n", expected_signal,
                  status);
     ++failures;
@@ -75,7 +85,9 @@ int main(int argc, char** argv) {
                  out.c_str());
     ++failures;
   }
-  if (sanitizer_report) {
+  if (clean_exit) {
+    // checked above
+  } else if (sanitizer_report) {
     // The report must name the bug and the faulting line of the program (its source file: one
     // source may build several programs).
     std::string source = std::string("faults/") + argv[4] + ":";

@@ -88,7 +88,10 @@ void strict_then_best_effort() {
                 "stderr: '%s'", warnings.c_str());
   for (unsigned char* k : keys) lockbox_free(k);
   lockbox_get_stats(&stats);
-  CHECK(stats.unlocked_bytes == 0);
+  // Every unlocked page went back, but for those under the 4 KiB slots this thread still
+  // caches (zeroed): its quarantine of that class and the eligible slots beside it, 8 at most.
+  CHECK(stats.quarantined_bytes >= 4 * 4096);
+  CHECK_MESSAGE(stats.unlocked_bytes <= 8 * 4096, "unlocked %zu", stats.unlocked_bytes);
   CHECK(stats.live_allocations == 0);
 }
 

@@ -3,6 +3,8 @@
 // object never unlocks a neighbour, and empty pages wait in a small locked reserve.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "small/shard.hpp"
@@ -21,12 +23,13 @@ struct ShardFixture {
   }
   void* allocate(std::size_t size) {
     lockbox::SpinLockGuard guard(shard.lock());
-    return shard.allocate(size, class_for_request(size), 1, 0, registry, budget,
+    return shard.allocate(size, class_for_request(size), lockbox::report::Operation::kMalloc, 1, 0,
+                          registry, budget,
                           lockbox::pages::Reclaimer{nullptr, nullptr});
   }
   void free(void* pointer) {
     lockbox::SpinLockGuard guard(shard.lock());
-    shard.free(*registry.find(pointer), pointer, budget);
+    shard.free(*registry.find(pointer), pointer, budget, lockbox::report::Operation::kFree);
   }
   std::size_t refcount(const void* address) {
     Arena* arena = registry.find(address);
@@ -46,33 +49,43 @@ struct ShardFixture {
 
 TEST_CASE("objects count on every page they overlap; one free never unlocks a neighbour") {
   ShardFixture f;
-  // 48-byte slots in a 3-page run: slots 0..84 sit on the first page, slot 85 straddles.
+  // 48-byte slots in a 3-page run of 256 slots, handed out in random order: take them all.
   std::vector<unsigned char*> keys;
-  for (int i = 0; i < 86; ++i) keys.push_back(static_cast<unsigned char*>(f.allocate(32)));
+  for (int i = 0; i < 256; ++i) keys.push_back(static_cast<unsigned char*>(f.allocate(32)));
+  std::sort(keys.begin(), keys.end());
   unsigned char* first_page = keys[0];
   unsigned char* second_page = first_page + 4096;
-  CHECK(keys[85] + 48 > second_page);  // the straddler
+  CHECK(keys[255] + 48 == first_page + 3 * 4096);  // one whole run
+  unsigned char* straddler = keys[85];             // slots 0..84 sit on the first page
+  CHECK(straddler < second_page);
+  CHECK(straddler + 48 > second_page);
   CHECK(f.refcount(first_page) == 86);
+  CHECK(f.refcount(second_page) == 86);  // the straddler, 84 slots, and the next straddler
+  CHECK(f.budget.locked_bytes() == 3 * 4096);
+  CHECK(lockbox_test::kernel_says_locked(first_page, 3 * 4096));
+
+  // Everything but one slot wholly on the first page and the straddler goes.
+  for (int i = 1; i < 256; ++i) {
+    if (i != 85) f.free(keys[i]);
+  }
+  CHECK(f.refcount(first_page) == 2);
   CHECK(f.refcount(second_page) == 1);
-  CHECK(f.budget.locked_bytes() == 2 * 4096);
+  f.free(keys[0]);
+  // The straddler still lives: both its pages stay locked, by the kernel's account too.
+  CHECK(f.refcount(first_page) == 1);
   CHECK(lockbox_test::kernel_says_locked(first_page, 2 * 4096));
 
-  for (int i = 1; i < 86; ++i) f.free(keys[i]);
-  CHECK(f.refcount(first_page) == 1);
-  CHECK(f.refcount(second_page) == 0);
-  // keys[0] still lives: its page is locked, by the kernel's account too.
-  CHECK(lockbox_test::kernel_says_locked(keys[0], 32));
-
-  f.free(keys[0]);
+  f.free(straddler);
   CHECK(f.refcount(first_page) == 0);
+  CHECK(f.refcount(second_page) == 0);
   // Empty pages stay locked in the reserve until room is needed.
-  CHECK(f.budget.locked_bytes() == 2 * 4096);
+  CHECK(f.budget.locked_bytes() == 3 * 4096);
   {
     lockbox::SpinLockGuard guard(f.shard.lock());
     CHECK(f.shard.release_empty_pages(f.budget));
   }
   CHECK(f.budget.locked_bytes() == 0);
-  CHECK(lockbox_test::kernel_says_unlocked(first_page, 2 * 4096));
+  CHECK(lockbox_test::kernel_says_unlocked(first_page, 3 * 4096));
 }
 
 TEST_CASE("the reserve of empty locked pages is bounded") {
@@ -96,7 +109,18 @@ TEST_CASE("a failed commit leaves no page half-locked") {
   std::vector<void*> keys{a};
   void* key = nullptr;
   while ((key = f.allocate(32)) != nullptr) keys.push_back(key);
-  CHECK(keys.size() == 85);  // exactly the slots wholly on the first page
+  // Slots are chosen at random: the run stops at the first one whose pages would need more
+  // than the one locked page. Every key handed out lies on that page, and nothing else is
+  // locked, half or whole.
+  auto page_of = [](void* p) { return reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095}; };
+  bool one_page = true;
+  for (void* k : keys) {
+    one_page &= page_of(k) == page_of(a) &&
+                page_of(static_cast<unsigned char*>(k) + 47) == page_of(a);
+  }
+  CHECK(one_page);
+  CHECK(keys.size() <= 85);
   CHECK(f.budget.locked_bytes() == 4096);
+  CHECK(lockbox_test::kernel_says_locked(reinterpret_cast<void*>(page_of(a)), 4096));
   for (void* k : keys) f.free(k);
 }

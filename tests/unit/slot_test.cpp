@@ -1,6 +1,6 @@
 // The inline slot checks, exhaustively over sizes and lengths: the 16-byte canary window of every
-// request in every class, the all-zero scan on both of its paths (16- and 32-byte vectors), and
-// the zeroing of every length a free can ask for.
+// request in every class (its zero first byte, its key, the slack after it), the all-zero scan on
+// both of its paths (16- and 32-byte vectors), and the zeroing of every length a free can ask for.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -21,11 +21,12 @@ void for_each_request(Visit visit) {
 
 }  // namespace
 
+constexpr std::uint32_t kKey = 0x9e3779b9u;
+
 TEST_CASE("a slot's canary window covers 8 to 16 bytes right after the object, inside the slot") {
-  set_canary_secret(0x5eed5eed5eed5eedull);
   for_each_request([](std::size_t size, std::size_t class_index) {
     std::size_t slot_size = kSlotSizes[class_index];
-    SlotCanary canary = slot_canary(size, slot_size);
+    SlotCanary canary = slot_canary(size, slot_size, kKey);
     REQUIRE(canary.window + kCanaryWindow <= slot_size);
     std::size_t canary_bytes = canary.window + kCanaryWindow - size;
     REQUIRE(canary_bytes >= kMinCanaryBytes);
@@ -33,15 +34,14 @@ TEST_CASE("a slot's canary window covers 8 to 16 bytes right after the object, i
   });
 }
 
-TEST_CASE("a slot's canary leaves the object zero, and any changed canary byte is caught") {
-  set_canary_secret(0x0badc0ffee0ddf00ull);
+TEST_CASE("a slot's canary leaves the object zero, starts with a zero byte and catches any change") {
   // Every size of the small classes (whose windows sit at every offset), and the boundaries of
   // the rest; each byte of the window is flipped in turn.
   for_each_request([](std::size_t size, std::size_t class_index) {
     std::size_t slot_size = kSlotSizes[class_index];
     if (slot_size > 256 && size + 24 < slot_size && size % 61 != 0) return;
     std::memset(g_slot, 0, slot_size);
-    SlotCanary canary = slot_canary(size, slot_size);
+    SlotCanary canary = slot_canary(size, slot_size, kKey);
     write_slot_canary(g_slot, canary);
     bool object_still_zero = true;
     for (std::size_t i = 0; i < size; ++i) object_still_zero &= g_slot[i] == 0;
@@ -52,8 +52,10 @@ TEST_CASE("a slot's canary leaves the object zero, and any changed canary byte i
     }
     REQUIRE(beyond_window_zero);
     REQUIRE(slot_canary_intact(g_slot, canary));
-    // The application may write its whole object.
-    std::memset(g_slot, 0xa5, size);
+    REQUIRE(slot_slack_zero(g_slot, canary, slot_size));
+    // The application may write its whole object, and a string of it ends at the canary.
+    std::memset(g_slot, 'a', size);
+    REQUIRE(g_slot[size] == 0);
     REQUIRE(slot_canary_intact(g_slot, canary));
     bool every_canary_byte_guarded = true;
     for (std::size_t i = size; i < canary.window + kCanaryWindow; ++i) {
@@ -62,11 +64,16 @@ TEST_CASE("a slot's canary leaves the object zero, and any changed canary byte i
       g_slot[i] ^= 0x01;
     }
     REQUIRE(every_canary_byte_guarded);
-    // A 1-byte overflow that happens to write zero is caught too: no canary byte is zero.
-    unsigned char saved = g_slot[size];
-    g_slot[size] = 0;
-    REQUIRE_FALSE(slot_canary_intact(g_slot, canary));
-    g_slot[size] = saved;
+    // Another slot's key does not pass.
+    REQUIRE_FALSE(slot_canary_intact(g_slot, slot_canary(size, slot_size, kKey ^ 0x100)));
+    // Every byte of the slack after the window is watched too.
+    bool every_slack_byte_guarded = true;
+    for (std::size_t i = canary.window + kCanaryWindow; i < slot_size; ++i) {
+      g_slot[i] = 0x20;
+      every_slack_byte_guarded &= !slot_slack_zero(g_slot, canary, slot_size);
+      g_slot[i] = 0;
+    }
+    REQUIRE(every_slack_byte_guarded);
   });
 }
 

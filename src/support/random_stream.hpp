@@ -1,0 +1,54 @@
+// Unpredictable bytes for canaries and for the choice of the next slot: ChaCha20 (libsodium)
+// under one per-process key, each refill under a nonce no other refill in the process has used,
+// so streams never repeat each other. Cheap enough for the allocation paths: a refill of 256
+// bytes costs about as much as one getrandom() call would for 8. Not thread-safe: each owner (a
+// shard, the large heap, a thread cache) keeps its own, under its own lock or on its own thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace lockbox {
+
+class RandomStream {
+ public:
+  static constexpr std::size_t kBytes = 256;
+
+  // Draws a new process key from the system's generator: at start, and in a forked child, whose
+  // streams must not repeat what the parent's produce. Streams refill under it from then on;
+  // forget() makes one do so at once.
+  static void rekey_process();
+
+  std::uint32_t next32() {
+    if (used_ + 4 > kBytes) refill();
+    std::uint32_t value;
+    std::memcpy(&value, buffer_ + used_, 4);
+    used_ += 4;
+    return value;
+  }
+  std::uint64_t next64() {
+    return (std::uint64_t{next32()} << 32) | next32();
+  }
+  // An unbiased-enough index below `count` (count <= 256): a random byte scaled, one multiply.
+  std::size_t below(std::size_t count) {
+    if (used_ == kBytes) refill();
+    return (std::size_t{buffer_[used_++]} * count) >> 8;
+  }
+  // Bytes left before the next refill.
+  std::size_t remaining() const { return kBytes - used_; }
+  // below() for a caller that saw remaining() != 0: no refill, so no call, on a fast path.
+  std::size_t below_buffered(std::size_t count) {
+    return (std::size_t{buffer_[used_++]} * count) >> 8;
+  }
+  // Throws away the buffered bytes (a forked child must not reuse the parent's).
+  void forget() { used_ = kBytes; }
+  void refill();
+
+ private:
+  unsigned char buffer_[kBytes];
+  std::size_t used_ = kBytes;
+};
+
+}  // namespace lockbox
