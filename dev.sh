@@ -15,7 +15,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip)
 FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer container_fuzzer)
-BENCH_PACKAGES=(libssl-dev libgcrypt20-dev libbotan-2-dev libmimalloc-dev gnuplot-nox strace)
+BENCH_PACKAGES=(libssl-dev libgcrypt20-dev libbotan-2-dev libmimalloc-dev libclang-rt-14-dev gnuplot-nox strace)
 
 ensure_packages() {
   local missing=()

@@ -253,26 +253,51 @@ std::string density(const bench::Peer& peer) {
   return out.str();
 }
 
+// A peer's figures for `what` ("timing" or "density"), one "key value" line each on `fd`, as
+// soon as each exists, so that a peer that dies later still reports the earlier ones.
+void measure(const std::string& what, const bench::Peer& peer, int fd) {
+  auto report = [&](const std::string& key, const std::string& value) {
+    std::string line = key + " " + value + "\n";
+    if (write(fd, line.data(), line.size()) < 0) _exit(1);
+  };
+  if (peer.preload != nullptr) {
+    // The peer is only what it claims if its library really replaced malloc here.
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    bool loaded = false;
+    while (std::getline(maps, line)) loaded |= line.find(peer.preload) != std::string::npos;
+    if (!loaded) {
+      report("started", "0");
+      return;
+    }
+  }
+  if (what == "density") {
+    report("density", density(peer));
+  } else {
+    report("started", peer.start(kHeapBytes) ? "1" : "0");
+    report("pair", std::to_string(pair_32(peer)));
+    report("live", std::to_string(live_20k(peer)));
+    report("mixed", std::to_string(mixed(peer)));
+    report("mixed2", std::to_string(mixed_two_threads(peer)));
+  }
+}
+
+// Runs measure() in a forked child of its own (peers keep global state), or, for a peer that
+// preloads its allocator, in a fresh process of this program started with LD_PRELOAD.
 std::map<std::string, std::string> run_in_child(const std::string& what, const bench::Peer& peer) {
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return {};
   pid_t pid = fork();
   if (pid == 0) {
     close(pipe_fds[0]);
-    // Each figure goes out as soon as it exists, so a peer that dies later still reports it.
-    auto report = [&](const std::string& key, const std::string& value) {
-      std::string line = key + " " + value + "\n";
-      if (write(pipe_fds[1], line.data(), line.size()) < 0) _exit(1);
-    };
-    if (what == "density") {
-      report("density", density(peer));
-    } else {
-      report("started", peer.start(kHeapBytes) ? "1" : "0");
-      report("pair", std::to_string(pair_32(peer)));
-      report("live", std::to_string(live_20k(peer)));
-      report("mixed", std::to_string(mixed(peer)));
-      report("mixed2", std::to_string(mixed_two_threads(peer)));
+    if (peer.preload != nullptr) {
+      dup2(pipe_fds[1], STDOUT_FILENO);
+      setenv("LD_PRELOAD", peer.preload, 1);
+      execl("/proc/self/exe", "lockbox_bench", "--child", peer.name, what.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
     }
+    measure(what, peer, pipe_fds[1]);
     _exit(0);
   }
   close(pipe_fds[1]);
@@ -383,6 +408,12 @@ int main(int argc, char** argv) {
     if (arg == "--steady" && i + 1 < argc)
       return steady_state(std::strtoul(argv[++i], nullptr, 10));
     if (arg == "--time" && i + 2 < argc) return time_one(argv[i + 1], argv[i + 2]);
+    if (arg == "--child" && i + 2 < argc) {  // run_in_child's process for a preloaded peer
+      for (const bench::Peer& peer : bench::available_peers()) {
+        if (peer.name == std::string(argv[i + 1])) measure(argv[i + 2], peer, STDOUT_FILENO);
+      }
+      return 0;
+    }
     if (arg == "--quick") {
       g_repetitions = 3;
       g_rounds = 1;

@@ -52,6 +52,17 @@ Peer glibc_peer() {
           false};
 }
 
+#ifdef BENCH_SCUDO_PATH
+// LLVM's hardened allocator, preloaded so that malloc and free are Scudo's; zeroing before free
+// as the mimalloc and glibc rows do.
+Peer scudo_peer() {
+  Peer peer = glibc_peer();
+  peer.name = "LLVM Scudo + explicit_bzero";
+  peer.preload = BENCH_SCUDO_PATH;
+  return peer;
+}
+#endif
+
 #ifdef BENCH_HAVE_MIMALLOC
 Peer mimalloc_peer() {
   return {"mimalloc + sodium_memzero", no_start, [](std::size_t n) { return mi_malloc(n); },
@@ -108,6 +119,9 @@ const std::vector<Peer>& available_peers() {
 #ifdef BENCH_HAVE_BOTAN
     list.push_back(botan_peer());
 #endif
+#ifdef BENCH_SCUDO_PATH
+    list.push_back(scudo_peer());
+#endif
 #ifdef BENCH_HAVE_MIMALLOC
     list.push_back(mimalloc_peer());
 #endif
@@ -131,6 +145,9 @@ const std::vector<std::string>& missing_peers() {
 #endif
 #ifndef BENCH_HAVE_MIMALLOC
     list.push_back("mimalloc + sodium_memzero (libmimalloc-dev)");
+#endif
+#ifndef BENCH_SCUDO_PATH
+    list.push_back("LLVM Scudo (libclang-rt-14-dev)");
 #endif
     return list;
   }();

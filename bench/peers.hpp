@@ -16,6 +16,9 @@ struct Peer {
   // Every peer zeroes what it frees (the secure ones do it themselves).
   void (*release)(void* pointer, std::size_t size);
   bool locks_memory;  // does it promise locked memory at all?
+  // A shared library that replaces malloc (LD_PRELOAD): the peer then runs in a process of its
+  // own, started with it, and allocate/release are the C library's names. nullptr otherwise.
+  const char* preload = nullptr;
 };
 
 const std::vector<Peer>& available_peers();

@@ -37,8 +37,11 @@ extern "C" {
  * Allocation
  * Every pointer is aligned to at least 16 bytes. On failure: NULL, errno (ENOMEM or EINVAL)
  * and a sentence in lockbox_last_error(). Corruption (double free, a pointer lockbox never
- * returned, a broken canary, a write after free) prints one line
- * "lockbox: fatal: <what> at 0x<addr>" on stderr and aborts.
+ * returned, a broken canary, a write before the object or into its slack, a write after free)
+ * prints one line "lockbox: fatal: <what> in <call> at 0x<addr>" on stderr and aborts.
+ * Freed memory is not reused at once: a small slot waits for 16 later frees of its size (8
+ * above 256 bytes, 4 above 1 KiB) on the freeing thread, the slot handed out is chosen at
+ * random, and a large block's address range stays reserved and inaccessible for a while.
  * ------------------------------------------------------------------------------------------ */
 
 /* size 0 gives a unique pointer that must be freed. */
@@ -53,9 +56,10 @@ LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_ALLOC_SIZE(2) void* lockbox_realloc(void* 
 /* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_ALIGN(1)
     LOCKBOX_ALLOC_SIZE(2) void* lockbox_aligned_alloc(size_t alignment, size_t size);
-/* Zeroes the whole block, then frees it. NULL is a no-op. */
+/* Checks the canaries, zeroes the whole block, then frees it (into the quarantine). NULL is a
+ * no-op. */
 LOCKBOX_API void lockbox_free(void* ptr);
-/* The size requested for ptr (the bytes after it are canary); 0 for NULL. */
+/* The size requested for ptr (the byte after it is zero, then canary); 0 for NULL. */
 LOCKBOX_API size_t lockbox_usable_size(const void* ptr);
 /* 1 if ptr is a live pointer returned by lockbox, 0 otherwise (never aborts). */
 LOCKBOX_API int lockbox_owns(const void* ptr);

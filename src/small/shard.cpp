@@ -275,15 +275,15 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
     std::size_t slots = run_slots(class_index);
     std::size_t slot = run->used.clear_from(random_.below(slots), slots);
     if (!hold_slot_pages(*run, slot, budget, reclaimer)) {
-      // Out of budget. A free slot on pages already held costs nothing: take one if any run of
-      // the class has it (the random pick may have landed on an uncommitted page beside it).
-      SlotPlace* found = nullptr;
-      SlotPlace place = find_slot_on_held_pages(class_index);
-      if (place.run != nullptr) found = &place;
-      if (run->live == 0 && (found == nullptr || found->run != run)) dissolve_run(*run);
-      if (found == nullptr || !hold_slot_pages(*found->run, found->slot, budget, reclaimer)) break;
-      run = found->run;
-      slot = found->slot;
+      // Out of budget. A free slot on pages already committed costs nothing: take one if any
+      // run of the class has it (the random pick may have landed on an uncommitted page).
+      SlotPlace found = find_slot_on_held_pages(class_index);
+      if (run->live == 0 && found.run != run) dissolve_run(*run);
+      if (found.run == nullptr || !hold_slot_pages(*found.run, found.slot, budget, reclaimer)) {
+        break;
+      }
+      run = found.run;
+      slot = found.slot;
     }
     PageSpan span = pages_of_slot(*run, slot);
     run->used.set(slot);
