@@ -53,7 +53,7 @@ def bins(slots):
 
 EDITS = {
     "no_scan": ("no write-after-free scan: a slot handed out again is not read",
-                [(SLOT, SCAN, "")]),
+                [(SLOT, SCAN, "  (void)operation;")]),
     "sampled_scan": (
         "a sampled scan: the first and last 32 bytes of every slot above 64 bytes, the whole "
         "slot on every 16th hand-out of the thread",
