@@ -35,12 +35,13 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# configure DIR [meson options...]: set up DIR once.
+# configure DIR [meson options...]: set up DIR once. Warnings are errors here and in CI, never
+# in meson.build's defaults: a packager's compiler is not ours.
 configure() {
   local dir=$1
   shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@"
+    meson setup "$dir" -Dwerror=true "$@"
   fi
 }
 

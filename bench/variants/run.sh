@@ -29,7 +29,7 @@ build() {
   (cd "$root" && cp -r meson.build meson_options.txt src include bench tests examples fuzz "$dir/")
   [ "$name" = shipped ] || python3 "$root/bench/variants/edits.py" apply "$name" "$dir"
   # Set up from inside the copy: meson must see the copy's sources, not this tree's.
-  (cd "$dir" && meson setup build -Dbuildtype=release -Dbench=true -Dtests=false >/dev/null &&
+  (cd "$dir" && meson setup build -Dwerror=true -Dbuildtype=release -Dbench=true -Dtests=false >/dev/null &&
     meson compile -C build bench/lockbox_bench >/dev/null) ||
     { echo "variants: $name does not build" >&2; exit 1; }
 }
