@@ -144,6 +144,13 @@ bool Heap::flush_all(ThreadCache& cache) {
   return flushed;
 }
 
+bool Heap::give_back_for_budget(ThreadCache* cache) {
+  // The slots a thread keeps cached or quarantined pin locked pages: this thread's go back
+  // now, every other thread's at its next visit to a shard.
+  reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
+  return cache != nullptr && flush_all(*cache);
+}
+
 void Heap::answer_reclaim(ThreadCache& cache) {
   if (cache.reclaim_epoch != reclaim_epoch_.load(std::memory_order_relaxed)) [[unlikely]]
     flush_all(cache);
@@ -152,7 +159,7 @@ void Heap::answer_reclaim(ThreadCache& cache) {
 bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
   answer_reclaim(cache);
   ThreadCache::Bin& bin = cache.bins[class_index];
-  std::size_t wanted = (ThreadCache::eligible_limit(class_index) + 1) / 2;
+  std::size_t wanted = ThreadCache::batch(class_index);
   small::CachedSlot fresh[ThreadCache::kRingSlots];
   std::size_t taken = 0;
   small::Shard& shard = shards_[cache.shard_index];
@@ -166,11 +173,7 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
                                pages::Reclaimer{&Heap::reclaim_from_shards, &context},
                                &secretmem_pool_);
     }
-    if (taken != 0) break;
-    // Out of budget: the slots this thread keeps cached or quarantined pin locked pages; give
-    // them back, and ask every other thread to do the same at its next visit to a shard.
-    reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
-    if (!flush_all(cache)) break;
+    if (taken != 0 || !give_back_for_budget(&cache)) break;
   }
   for (std::size_t i = 0; i < taken; ++i) bin.push_fresh(fresh[i]);
   return taken != 0;
@@ -256,7 +259,7 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
     // Still full: the oldest half of the eligible slots go back to their runs. A full bin has
     // at least eligible_limit() eligible slots, so the quarantine stays whole.
     if (bin.held() == ThreadCache::limit(freed.class_index)) {
-      flush(bin, (ThreadCache::eligible_limit(freed.class_index) + 1) / 2);
+      flush(bin, ThreadCache::batch(freed.class_index));
     }
   }
   bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
@@ -299,12 +302,7 @@ void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded
     void* pointer = large_.allocate(size, alignment, budget_,
                                     pages::Reclaimer{&Heap::reclaim_from_shards, &context},
                                     guarded);
-    if (pointer != nullptr || attempt == 1) return pointer;
-    // Perhaps out of budget: this thread's cached and quarantined slots go back first (the
-    // pages they pin may be what is missing), and the other threads' at their next chance.
-    reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
-    ThreadCache* cache = t_cache;
-    if (cache == nullptr || !flush_all(*cache)) return nullptr;
+    if (pointer != nullptr || attempt == 1 || !give_back_for_budget(t_cache)) return pointer;
   }
 }
 

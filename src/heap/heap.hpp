@@ -106,6 +106,9 @@ class Heap {
   void flush(ThreadCache::Bin& bin, std::size_t count);
   // Every slot of the cache, quarantined or not; true if there was any.
   bool flush_all(ThreadCache& cache);
+  // Out of budget: empties `cache` (may be null) and asks every other thread to empty its own;
+  // true if anything went back, so that trying again may succeed.
+  bool give_back_for_budget(ThreadCache* cache);
   // Another thread ran out of budget since this cache last looked: empty it.
   void answer_reclaim(ThreadCache& cache);
   bool is_inherited(const small::Arena& arena) const {

@@ -51,6 +51,10 @@ struct alignas(kCacheLine) ThreadCache {
   static constexpr std::uint32_t limit(std::size_t class_index) {
     return quarantine(class_index) + eligible_limit(class_index);
   }
+  // How many slots a refill takes from a shard, and a full bin gives back: half the eligible.
+  static constexpr std::uint32_t batch(std::size_t class_index) {
+    return (eligible_limit(class_index) + 1) / 2;
+  }
 
   // A ring of slots, oldest at `tail`, newest at `head - 1`. [tail, ready) are eligible for
   // hand-out; [ready, head) are in quarantine. The counters run freely and wrap; only the owning

@@ -45,15 +45,13 @@ enum SlotState : std::uint8_t {
 // free finds it from the pointer alone (no run, no division). It holds everything the fast paths
 // need, read and changed in one atomic step on one cache line:
 //   bits  0-3   SlotState
-//   bit   4     the slot lies on a page BEST_EFFORT could not lock
 //   bits  8-15  size class
 //   bits 16-31  while live, the size asked for (the canary follows it)
 //   bits 32-63  the slot's canary key, drawn when it leaves its run (small/slot_canary.hpp)
 using SlotWord = std::uint64_t;
 inline constexpr SlotWord kSlotStateMask = 0xf;
-inline constexpr SlotWord kSlotOnUnlockedPages = 0x10;
-// What a change of state keeps: the page flag and the canary key.
-inline constexpr SlotWord kSlotKept = kSlotOnUnlockedPages | (SlotWord{0xffffffff} << 32);
+// What a change of state keeps: the canary key.
+inline constexpr SlotWord kSlotKept = SlotWord{0xffffffff} << 32;
 constexpr SlotWord slot_word(SlotState state, std::size_t class_index, std::size_t requested = 0,
                              SlotWord kept = 0) {
   return (static_cast<SlotWord>(requested) << 16) | (static_cast<SlotWord>(class_index) << 8) |

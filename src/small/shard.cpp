@@ -285,16 +285,11 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
       run = found.run;
       slot = found.slot;
     }
-    PageSpan span = pages_of_slot(*run, slot);
     run->used.set(slot);
-    // While the slot is taken its pages are held, so their state cannot change under it.
     Arena& arena = *run->arena;
-    bool locked = arena.page_state[span.first] == PageState::kLocked &&
-                  arena.page_state[span.last] == PageState::kLocked;
     unsigned char* address = slot_address(*run, slot);
     arena.slot_word_at(address).store(
-        slot_word(kSlotCached, class_index, 0,
-                  slot_canary_bits(random_.next32()) | (locked ? 0 : kSlotOnUnlockedPages)),
+        slot_word(kSlotCached, class_index, 0, slot_canary_bits(random_.next32())),
         std::memory_order_relaxed);
     if (++run->live == run_slots(class_index)) unlink(*run);
     out[taken++] = {address, &arena};
