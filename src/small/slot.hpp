@@ -142,6 +142,24 @@ inline void zero_slot(unsigned char* bytes, std::size_t length) {
 
 }  // namespace detail
 
+// The bytes after a slot's canary window, to the slot's end, still read zero (they did on
+// hand-out): the part of the window's last granule past it, masked, then whole granules with
+// the slot scan above. For most slots the first part is all there is.
+inline bool slot_slack_zero(const unsigned char* slot, const SlotCanary& canary,
+                            std::size_t slot_size) {
+  using canary::detail::bytes_from;
+  using canary::detail::load_word;
+  std::size_t from = canary.window + kCanaryWindow;
+  std::size_t whole = (from + kGranule - 1) & ~(kGranule - 1);  // <= slot_size
+  std::uint64_t any = 0;
+  if (whole != from) {
+    std::size_t granule = whole - kGranule, skip = from - granule;  // skip: 1 to 15
+    any = (load_word(slot + granule) & bytes_from(skip < 8 ? skip : 8)) |
+          (load_word(slot + granule + 8) & bytes_from(skip > 8 ? skip - 8 : 0));
+  }
+  return any == 0 && (whole == slot_size || detail::all_zero(slot + whole, slot_size - whole));
+}
+
 // The word of the slot that starts at `pointer` in `arena`, or nullptr if no slot could start
 // there (not 16-byte aligned). Whether one does is the word's to say (kNoSlot).
 inline std::atomic<SlotWord>* slot_word_for(Arena& arena, const void* pointer) {

@@ -4,7 +4,8 @@
 // the object stops there; the rest repeat a random 32-bit key drawn for the slot when it left its
 // run and kept in the slot's word (metadata, out of line): one leaked canary gives away that
 // slot's key and no other. Two word stores and two word loads at a computed offset, no loop and
-// no branch on the size. The slack beyond the window stays zero and is checked on free too.
+// no branch on the size. The slack beyond the window stays zero and is checked on free too
+// (slot_slack_zero in slot.hpp, with the slot scan).
 #pragma once
 
 #include <cstddef>
@@ -47,19 +48,6 @@ inline bool slot_canary_intact(const unsigned char* slot, const SlotCanary& cana
   std::uint64_t difference = (load_word(slot + canary.window) ^ canary.first) & canary.head;
   difference |= load_word(slot + canary.window + 8) ^ canary.second;
   return difference == 0;
-}
-
-// The bytes after the window, to the slot's end, still read zero (they did on hand-out). For
-// most slots they fit in the last word and the loop does not run.
-inline bool slot_slack_zero(const unsigned char* slot, const SlotCanary& canary,
-                            std::size_t slot_size) {
-  using namespace canary::detail;
-  std::size_t from = canary.window + kCanaryWindow;
-  if (from >= slot_size) return true;
-  std::size_t first = from & ~std::size_t{7};
-  std::uint64_t any = load_word(slot + first) & bytes_from(from - first);
-  for (std::size_t i = first + 8; i < slot_size; i += 8) any |= load_word(slot + i);
-  return any == 0;
 }
 
 }  // namespace lockbox::small
