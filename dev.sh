@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip)
-FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer container_fuzzer)
+FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer container_fuzzer sealed_fuzzer)
 BENCH_PACKAGES=(libssl-dev libgcrypt20-dev libbotan-2-dev libmimalloc-dev libclang-rt-14-dev gnuplot-nox strace)
 
 ensure_packages() {

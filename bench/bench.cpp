@@ -15,6 +15,8 @@
 //   --time PEER WORKLOAD   one workload (pair, live, mixed, mixed2) of the first peer whose name
 //                starts with PEER, in this process: prints its ns per operation alone (for
 //                bench/variants/run.sh, which times builds of lockbox against each other)
+#include <lockbox/lockbox.h>
+#include <sodium.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -377,6 +379,142 @@ int steady_state(std::size_t operations) {
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Sealed secrets: what one use of a sealed secret costs (open a view, read it, close it), beside
+// two other ways of keeping a secret unreadable at rest.
+// ---------------------------------------------------------------------------------------------
+
+constexpr std::size_t kPreKeyBytes = 16 * 1024;
+
+// lockbox_sealed_open + read + lockbox_sealed_close (or the writable view, which re-seals).
+double sealed_use(std::size_t size, bool writable) {
+  std::vector<unsigned char> secret(size, 0x5a);
+  lockbox_sealed* box = lockbox_seal(secret.data(), size);
+  if (box == nullptr) return -1;
+  double ns = measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      auto* view = static_cast<unsigned char*>(writable ? lockbox_sealed_open_rw(box)
+                                                        : const_cast<void*>(lockbox_sealed_open(box)));
+      if (view == nullptr) return false;
+      clobber(view);
+      lockbox_sealed_close(box, view);
+    }
+    return true;
+  });
+  lockbox_sealed_free(box);
+  return ns;
+}
+
+// OpenSSH's shielding of private keys (sshkey_shield_private / sshkey_unshield_private): the
+// key is encrypted under a hash of a 16 KiB random pre-key, and every use hashes the pre-key
+// again (SHA-512), decrypts into fresh memory, and wipes the hash and, after use, the plaintext.
+// OpenSSH decrypts with AES-256-CTR; here the same XChaCha20-Poly1305 as lockbox's boxes, so
+// that the difference is the key derivation.
+double openssh_unshield(std::size_t size) {
+  auto* pre_key = static_cast<unsigned char*>(lockbox_malloc(kPreKeyBytes));
+  auto* hash = static_cast<unsigned char*>(lockbox_malloc(crypto_hash_sha512_BYTES));
+  std::vector<unsigned char> sealed(size + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {};
+  if (pre_key == nullptr || hash == nullptr) return -1;
+  randombytes_buf(pre_key, kPreKeyBytes);
+  {
+    std::vector<unsigned char> secret(size, 0x5a);
+    crypto_hash_sha512(hash, pre_key, kPreKeyBytes);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(sealed.data(), nullptr, secret.data(), size,
+                                               nullptr, 0, nullptr, nonce, hash);
+  }
+  double ns = measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      auto* plain = static_cast<unsigned char*>(lockbox_malloc(size));
+      if (plain == nullptr) return false;
+      crypto_hash_sha512(hash, pre_key, kPreKeyBytes);
+      if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, nullptr, nullptr, sealed.data(),
+                                                     sealed.size(), nullptr, 0, nonce,
+                                                     hash) != 0)
+        return false;
+      sodium_memzero(hash, crypto_hash_sha512_BYTES);
+      clobber(plain);
+      lockbox_free(plain);
+    }
+    return true;
+  });
+  lockbox_free(hash);
+  lockbox_free(pre_key);
+  return ns;
+}
+
+// A guarded secret (lockbox_guarded_alloc) no-access at rest: each use is two mprotect calls.
+double guarded_use(std::size_t size) {
+  auto* secret = static_cast<unsigned char*>(lockbox_guarded_alloc(size));
+  if (secret == nullptr) return -1;
+  lockbox_protect(secret, LOCKBOX_NOACCESS);
+  double ns = measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (lockbox_protect(secret, LOCKBOX_READONLY) != 0) return false;
+      clobber(secret);
+      lockbox_protect(secret, LOCKBOX_NOACCESS);
+    }
+    return true;
+  });
+  lockbox_free(secret);
+  return ns;
+}
+
+struct SealedRow {
+  const char* name;
+  double (*use)(std::size_t);
+};
+
+const std::vector<SealedRow>& sealed_rows() {
+  static const std::vector<SealedRow> rows = {
+      {"lockbox sealed box: open, read, close", [](std::size_t size) { return sealed_use(size, false); }},
+      {"lockbox sealed box: writable view (re-sealed on close)",
+       [](std::size_t size) { return sealed_use(size, true); }},
+      {"OpenSSH's scheme: SHA-512 of a 16 KiB pre-key per use, then decrypt", &openssh_unshield},
+      {"lockbox guarded secret: mprotect read-only, then no-access", &guarded_use},
+  };
+  return rows;
+}
+
+// Every row, g_rounds times in turn, in a child of its own; the medians as Markdown.
+std::string sealed_table() {
+  std::vector<std::vector<double>> small(sealed_rows().size()), record(sealed_rows().size());
+  for (int round = 0; round < g_rounds; ++round) {
+    std::fprintf(stderr, "bench: round %d of %d: sealed secrets\n", round + 1, g_rounds);
+    for (std::size_t r = 0; r < sealed_rows().size(); ++r) {
+      int pipe_fds[2];
+      if (pipe(pipe_fds) != 0) return "";
+      pid_t pid = fork();
+      if (pid == 0) {
+        close(pipe_fds[0]);
+        double figures[2] = {sealed_rows()[r].use(32), sealed_rows()[r].use(4096)};
+        if (write(pipe_fds[1], figures, sizeof figures) != sizeof figures) _exit(1);
+        _exit(0);
+      }
+      close(pipe_fds[1]);
+      double figures[2] = {-1, -1};
+      if (read(pipe_fds[0], figures, sizeof figures) != sizeof figures) figures[0] = figures[1] = -1;
+      close(pipe_fds[0]);
+      waitpid(pid, nullptr, 0);
+      small[r].push_back(figures[0]);
+      record[r].push_back(figures[1]);
+    }
+  }
+  std::ostringstream md;
+  md << "\n### Sealed secrets: one use (open, read, close)\n\n"
+     << "ns per use, the median of " << g_rounds << " round(s); ratios are to OpenSSH's scheme "
+     << "in the same run.\n\n"
+     << "| way of keeping the secret | 32 B key | 4 KiB record |\n|---|---|---|\n";
+  double base_small = median_of_rounds(small[2]), base_record = median_of_rounds(record[2]);
+  for (std::size_t r = 0; r < sealed_rows().size(); ++r) {
+    double a = median_of_rounds(small[r]), b = median_of_rounds(record[r]);
+    md << "| " << sealed_rows()[r].name << " | " << format_ns(a) << " ("
+       << format_ratio(a, base_small) << ") | " << format_ns(b) << " ("
+       << format_ratio(b, base_record) << ") |\n";
+  }
+  return md.str();
+}
+
 // One workload of one peer, in this process: its ns per operation on stdout.
 int time_one(const std::string& name, const std::string& workload) {
   const std::map<std::string, double (*)(const bench::Peer&)> workloads = {
@@ -528,6 +666,7 @@ int main(int argc, char** argv) {
     csv << '"' << row.name << "\"," << pair << ',' << live << ',' << mix << ',' << mix2 << ','
         << locked_count << ',' << map_count << "\n";
   }
+  if (only.empty() || only == "sealed") md << sealed_table();
   if (!bench::missing_peers().empty()) {
     md << "\nNot measured (not installed at configure time):";
     for (const auto& name : bench::missing_peers()) md << " " << name << ";";

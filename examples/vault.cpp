@@ -10,6 +10,8 @@
 // when standard input is not a terminal, one line each from it (for scripts). Keys come from
 // crypto_pwhash (Argon2id); the entries are sealed together with crypto_secretbox. A vault is
 // rewritten into a temporary file that is renamed over the old one, so a crash never loses it.
+// In memory, every decrypted secret stays sealed (lockbox::sealed_string): its plaintext exists
+// only while it is printed or written back to the file. --stats shows the boxes.
 //
 // Exit codes: 0 done, 1 usage or I/O error, 2 wrong passphrase, 3 file corrupted, truncated or
 // not a vault, 4 no such entry.
@@ -61,7 +63,7 @@ struct Failure {
 
 struct Entry {
   lockbox::string name;
-  lockbox::string value;
+  lockbox::sealed_string value;  // opened only to print it or to save the vault
 };
 
 struct Header {
@@ -212,33 +214,33 @@ class Vault {
  private:
   lockbox::vector<unsigned char> serialise() const {
     lockbox::vector<unsigned char> out;
-    auto put_text = [&out](const lockbox::string& text) {
+    auto put_text = [&out](std::string_view text) {
       for (int i = 0; i < 4; ++i) out.push_back(static_cast<unsigned char>(text.size() >> (8 * i)));
       out.insert(out.end(), text.begin(), text.end());
     };
     for (const Entry& entry : entries_) {
       put_text(entry.name);
-      put_text(entry.value);
+      put_text(entry.value.read());
     }
     return out;
   }
 
   void parse(const lockbox::vector<unsigned char>& plain) {
     std::size_t at = 0;
-    auto get_text = [&](lockbox::string& text) {
+    auto get_text = [&]() {
       if (plain.size() - at < 4) fail(kDamaged, path_ + " is corrupted: an entry is cut short");
       std::size_t length = 0;
       for (int i = 0; i < 4; ++i) length |= std::size_t{plain[at + i]} << (8 * i);
       at += 4;
       if (plain.size() - at < length)
         fail(kDamaged, path_ + " is corrupted: an entry is cut short");
-      text.assign(std::string_view(reinterpret_cast<const char*>(plain.data() + at), length));
+      std::string_view text(reinterpret_cast<const char*>(plain.data() + at), length);
       at += length;
+      return text;
     };
     while (at < plain.size()) {
-      entries_.emplace_back();
-      get_text(entries_.back().name);
-      get_text(entries_.back().value);
+      lockbox::string name(get_text());
+      entries_.push_back(Entry{std::move(name), lockbox::sealed_string(get_text())});
     }
   }
 
@@ -311,7 +313,9 @@ void print_stats() {
   } else {
     std::fprintf(stderr, "; RLIMIT_MEMLOCK %zu KiB", stats.memlock_limit / 1024);
   }
-  std::fprintf(stderr, "; %zu KiB unlocked\n", stats.unlocked_bytes / 1024);
+  std::fprintf(stderr, "; %zu KiB unlocked", stats.unlocked_bytes / 1024);
+  std::fprintf(stderr, "; %zu sealed boxes, %zu open\n", stats.sealed_boxes,
+               stats.open_sealed_boxes);
 }
 
 int usage() {
@@ -348,16 +352,18 @@ int run(int argc, char** argv) {
     if (command == "put") {
       lockbox::string value = read_secret("secret: ");
       if (Entry* entry = vault.find(name)) {
-        entry->value = std::move(value);
+        entry->value.assign(value);
       } else {
-        vault.entries().push_back(Entry{std::move(name), std::move(value)});
+        vault.entries().push_back(Entry{std::move(name), lockbox::sealed_string(value)});
       }
       vault.save();
     } else if (command == "get") {
       Entry* entry = vault.find(name);
       if (entry == nullptr) fail(kNoEntry, "no entry named '" + std::string(name.c_str()) + "'");
-      // The one place a secret leaves lockbox memory: the user asked to see it.
-      if (::write(STDOUT_FILENO, entry->value.data(), entry->value.size()) < 0 ||
+      // The one place a secret leaves lockbox memory: the user asked to see it. The box is
+      // open for this write only.
+      auto value = entry->value.read();
+      if (::write(STDOUT_FILENO, value.data(), value.size()) < 0 ||
           ::write(STDOUT_FILENO, "\n", 1) < 0) {
         fail(kUsage, std::string("cannot write the secret: ") + std::strerror(errno));
       }

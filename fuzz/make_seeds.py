@@ -17,7 +17,7 @@ def write(target, name, data):
 
 def main():
     rng = random.Random(20261123)
-    for target in ("allocator_fuzzer", "lock_fuzzer", "container_fuzzer"):
+    for target in ("allocator_fuzzer", "lock_fuzzer", "container_fuzzer", "sealed_fuzzer"):
         for n in range(6):
             write(target, f"random-{n}", [rng.randrange(256) for _ in range(64 << n)])
         # Runs of one op value: many allocations, then many frees or locks.
@@ -32,6 +32,8 @@ def main():
     # Strings across std::string's 15-character inline buffer and the size classes.
     text = b"correct horse battery staple " * 8
     write("container_fuzzer", "long-text", list(text) + [0, 1, 2, 3, 4, 5] * 16)
+    # Seal, open twice, write, close, rekey, in a cycle over a few boxes.
+    write("sealed_fuzzer", "cycle", list(text) + [0, 0, 1, 1, 3, 3, 2, 4, 5, 6] * 24)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ meson setup "$build_dir" "$source_dir" \
   -Dfuzzing_engine="$LIB_FUZZING_ENGINE"
 ninja -C "$build_dir"
 
-for target in allocator_fuzzer lock_fuzzer container_fuzzer; do
+for target in allocator_fuzzer lock_fuzzer container_fuzzer sealed_fuzzer; do
   cp "$build_dir/fuzz/$target" "$OUT/"
   cp "$source_dir/fuzz/$target.dict" "$OUT/"
   rm -f "$OUT/${target}_seed_corpus.zip"

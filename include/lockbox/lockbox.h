@@ -93,6 +93,48 @@ LOCKBOX_API int lockbox_memeq(const void* a, const void* b, size_t len);
 LOCKBOX_API void lockbox_memzero(void* ptr, size_t len);
 
 /* ------------------------------------------------------------------------------------------
+ * Sealed secrets
+ * A box keeps a copy of a secret encrypted (XChaCha20-Poly1305) in lockbox memory, and its
+ * plaintext exists only while a view is open: read-only views nest (any number at once), a
+ * writable view is exclusive, and the last close wipes the plaintext (a writable view's close
+ * re-seals it first, under a new nonce). The key that seals the boxes is never stored whole:
+ * it is derived for each use from 16 KiB of random shares on guarded pages of their own
+ * (SECURITY.md). A box costs its size plus 128 bytes of lockbox memory; an open box adds its
+ * size plus 160. A box whose bytes were changed is fatal on its next open:
+ * "lockbox: fatal: sealed box tampered with (authentication failed) in ...".
+ * A forked child cannot open its parent's boxes (EACCES; the shares are wiped in the child).
+ * None of these calls is async-signal-safe.
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct lockbox_sealed lockbox_sealed;
+
+/* Seals a copy of size bytes at data (size 0 is allowed; data may then be NULL). The caller
+ * still owns data: wipe it (lockbox_memzero, lockbox_free) if it was the only plaintext.
+ * NULL with errno EINVAL (data NULL, size not 0) or ENOMEM, and lockbox_last_error(). */
+LOCKBOX_API LOCKBOX_NODISCARD lockbox_sealed* lockbox_seal(const void* data, size_t size);
+/* A read-only view of the plaintext (lockbox_sealed_size(box) bytes, aligned to 16), valid
+ * until the matching lockbox_sealed_close. NULL with errno: EBUSY a writable view is open,
+ * EACCES the box belongs to the parent of this forked child, ENOMEM, EINVAL box is NULL. */
+LOCKBOX_API LOCKBOX_NODISCARD const void* lockbox_sealed_open(lockbox_sealed* box);
+/* A writable view; exclusive (EBUSY while any other view is open), otherwise as above. Its
+ * close seals what the view then holds. */
+LOCKBOX_API LOCKBOX_NODISCARD void* lockbox_sealed_open_rw(lockbox_sealed* box);
+/* Ends a view; the last one wipes the plaintext. Closing a view that is not open on this box
+ * is fatal ("view is not open on this sealed box"), like a double free. */
+LOCKBOX_API void lockbox_sealed_close(lockbox_sealed* box, const void* view);
+/* The plaintext's size; 0 with errno EACCES for a parent's box in a forked child. */
+LOCKBOX_API size_t lockbox_sealed_size(const lockbox_sealed* box);
+/* Wipes and frees the box (and the plaintext of any view still open: such views end here).
+ * NULL is a no-op. A pointer that is not a live box is fatal. */
+LOCKBOX_API void lockbox_sealed_free(lockbox_sealed* box);
+/* New random shares, and every box re-sealed under the key they give: call it periodically
+ * (from a timer thread, say every few minutes, or after each unlock of a database) to bound
+ * how long one set of shares lives. Costs about one decryption and one encryption of every
+ * box; views stay valid. 0, or -1 with errno ENOMEM (the old key and boxes stay as they
+ * were). */
+LOCKBOX_API int lockbox_sealed_rekey(void);
+
+/* ------------------------------------------------------------------------------------------
  * Locking memory lockbox did not allocate
  * Locks nest per page: mlock and MADV_DONTDUMP on a page's first lock, munlock and
  * MADV_DODUMP on its last unlock, so two secrets on one page stay locked until both are
@@ -166,6 +208,8 @@ typedef struct lockbox_stats {
                                  (included in locked_bytes, given back first when it runs out) */
   size_t quarantined_large_bytes; /* address space of freed large blocks kept PROT_NONE: no
                                      memory, not locked (included in reserved_bytes) */
+  size_t sealed_boxes;        /* live sealed boxes (lockbox_seal) */
+  size_t open_sealed_boxes;   /* sealed boxes with at least one view open (plaintext present) */
 } lockbox_stats;
 
 /* Fills *out (no-op for NULL). A forked child's stats cover only what it allocated itself. */

@@ -385,6 +385,158 @@ class secret {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Sealed secrets
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+// A sealed-box call failed: EBUSY is a broken view rule (std::logic_error, as for secret<T>),
+// ENOMEM std::bad_alloc, anything else std::system_error.
+[[noreturn]] inline void throw_sealed_error(const char* rule) {
+  if (errno == EBUSY) throw std::logic_error(rule);
+  if (errno == ENOMEM) throw std::bad_alloc();
+  throw std::system_error(errno, std::generic_category(), lockbox_last_error());
+}
+
+// Owns one box; the views below open and close it.
+class sealed_box {
+ public:
+  sealed_box(const void* data, std::size_t size) : box_(lockbox_seal(data, size)) {
+    if (box_ == nullptr) throw_sealed_error("lockbox::sealed: cannot seal");
+  }
+  ~sealed_box() { lockbox_sealed_free(box_); }
+  sealed_box(sealed_box&& other) noexcept : box_(std::exchange(other.box_, nullptr)) {}
+  sealed_box& operator=(sealed_box&& other) noexcept {
+    std::swap(box_, other.box_);
+    return *this;
+  }
+  sealed_box(const sealed_box&) = delete;
+  sealed_box& operator=(const sealed_box&) = delete;
+
+  std::size_t size() const noexcept { return box_ == nullptr ? 0 : lockbox_sealed_size(box_); }
+  const void* open_read() const {
+    const void* view = lockbox_sealed_open(box_);
+    if (view == nullptr) throw_sealed_error("lockbox::sealed: read() while a write view is open");
+    return view;
+  }
+  void* open_write() {
+    void* view = lockbox_sealed_open_rw(box_);
+    if (view == nullptr) throw_sealed_error("lockbox::sealed: write() while another view is open");
+    return view;
+  }
+  void close(const void* view) const noexcept { lockbox_sealed_close(box_, view); }
+
+ private:
+  lockbox_sealed* box_;
+};
+
+// A view that closes its box when it goes: V is `const T` for reading, `T` for writing.
+template <typename V>
+class sealed_view {
+ public:
+  V& operator*() const noexcept { return *value_; }
+  V* operator->() const noexcept { return value_; }
+  V* get() const noexcept { return value_; }
+  ~sealed_view() {
+    if (box_ != nullptr) box_->close(value_);
+  }
+  sealed_view(sealed_view&& other) noexcept
+      : box_(std::exchange(other.box_, nullptr)), value_(other.value_) {}
+  sealed_view(const sealed_view&) = delete;
+  sealed_view& operator=(const sealed_view&) = delete;
+  sealed_view(const sealed_box* box, V* value) noexcept : box_(box), value_(value) {}
+
+ private:
+  const sealed_box* box_;
+  V* value_;
+};
+}  // namespace detail
+
+// A T kept encrypted in lockbox memory (lockbox_seal): its plaintext exists only while a view
+// from read() or write() lives. The rules and errors are secret<T>'s: any number of readers, or
+// one writer; a view that would break that throws std::logic_error. A write view seals what it
+// holds when it goes. Views must not outlive the sealed object.
+template <typename T>
+class sealed {
+  static_assert(std::is_trivially_copyable_v<T>, "a sealed value is copied as bytes");
+  static_assert(alignof(T) <= 16, "views are aligned to 16 bytes");
+
+ public:
+  // A zero-initialised T: write() it in place to keep its plaintext out of the caller's memory.
+  sealed() : sealed(T{}) {}
+  // Seals a copy of `value`; `value` itself stays the caller's to wipe.
+  explicit sealed(const T& value) : box_(&value, sizeof(T)) {}
+
+  using read_view = detail::sealed_view<const T>;
+  using write_view = detail::sealed_view<T>;
+  read_view read() const { return read_view(&box_, static_cast<const T*>(box_.open_read())); }
+  write_view write() { return write_view(&box_, static_cast<T*>(box_.open_write())); }
+
+ private:
+  detail::sealed_box box_;
+};
+
+// A string kept encrypted in lockbox memory. read() gives a NUL-terminated view; write() gives
+// the characters to change in place (the length is fixed); assign() seals a new text.
+class sealed_string {
+ public:
+  sealed_string() : sealed_string(std::string_view()) {}
+  explicit sealed_string(std::string_view text) : box_(seal(text)) {}
+
+  // C is `const char` for reading, `char` for writing.
+  template <typename C>
+  class text_view {
+   public:
+    C* data() const noexcept { return text_; }
+    std::size_t size() const noexcept { return size_; }
+    C& operator[](std::size_t i) const noexcept { return text_[i]; }
+    operator std::string_view() const noexcept { return {text_, size_}; }
+    // NUL-terminated (the NUL is sealed with the text).
+    const char* c_str() const noexcept { return text_; }
+    ~text_view() {
+      if (box_ != nullptr) box_->close(text_);
+    }
+    text_view(text_view&& other) noexcept
+        : box_(std::exchange(other.box_, nullptr)), text_(other.text_), size_(other.size_) {}
+    text_view(const text_view&) = delete;
+    text_view& operator=(const text_view&) = delete;
+
+   private:
+    friend class sealed_string;
+    text_view(const detail::sealed_box* box, C* text, std::size_t size) noexcept
+        : box_(box), text_(text), size_(size) {}
+    const detail::sealed_box* box_;
+    C* text_;
+    std::size_t size_;
+  };
+  using read_view = text_view<const char>;
+  using write_view = text_view<char>;
+
+  std::size_t size() const noexcept { return box_.size() - 1; }
+  bool empty() const noexcept { return size() == 0; }
+  read_view read() const {
+    return read_view(&box_, static_cast<const char*>(box_.open_read()), size());
+  }
+  write_view write() {
+    return write_view(&box_, static_cast<char*>(box_.open_write()), size());
+  }
+  // Seals `text` in place of the old contents; throws std::logic_error while a view is open.
+  void assign(std::string_view text) {
+    detail::sealed_box fresh = seal(text);
+    box_.close(box_.open_write());  // throws if any view is open; the old box is untouched
+    box_ = std::move(fresh);        // `fresh` now holds the old box and frees it
+  }
+
+ private:
+  // The text and its NUL, copied straight into a lockbox buffer, then sealed from there.
+  static detail::sealed_box seal(std::string_view text) {
+    vector<char> plain(text.begin(), text.end());
+    plain.push_back('\0');
+    return detail::sealed_box(plain.data(), plain.size());
+  }
+  detail::sealed_box box_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Locking memory lockbox did not allocate
 // ---------------------------------------------------------------------------------------------
 

@@ -14,8 +14,7 @@ using Operation = lockbox::report::Operation;
 
 namespace {
 
-// Beyond this no mapping can succeed, and pointer differences would overflow.
-constexpr std::size_t kMaxRequest = PTRDIFF_MAX / 2;
+using lockbox::heap::kMaxRequest;
 
 void* fail(int error) {
   errno = error;

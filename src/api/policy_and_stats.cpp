@@ -4,6 +4,7 @@
 #include "heap/heap.hpp"
 #include "heap/options.hpp"
 #include "lockbox/lockbox.h"
+#include "sealed/sealed_boxes.hpp"
 #include "support/last_error.hpp"
 
 using lockbox::heap::Heap;
@@ -61,6 +62,9 @@ void lockbox_get_stats(lockbox_stats* out) {
   out->secretmem_bytes = stats.secretmem_bytes;
   out->quarantined_bytes = stats.quarantined_bytes;
   out->quarantined_large_bytes = stats.quarantined_large_bytes;
+  lockbox::sealed::SealedStats sealed = lockbox::sealed::SealedBoxes::instance().stats();
+  out->sealed_boxes = sealed.boxes;
+  out->open_sealed_boxes = sealed.open_boxes;
 }
 
 size_t lockbox_describe_options(char* buffer, size_t capacity) {

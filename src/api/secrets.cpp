@@ -13,7 +13,7 @@ using Protection = lockbox::large::LargeHeap::Protection;
 extern "C" {
 
 void* lockbox_guarded_alloc(size_t size) {
-  if (size > PTRDIFF_MAX / 2) {
+  if (size > lockbox::heap::kMaxRequest) {
     lockbox::set_last_error(
         "lockbox_guarded_alloc: %zu bytes is more than lockbox can ever provide", size);
     errno = ENOMEM;

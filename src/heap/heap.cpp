@@ -345,6 +345,16 @@ bool Heap::owns(const void* pointer) {
   return large_.usable_size(pointer, &size);
 }
 
+Heap::Ownership Heap::ownership(const void* pointer) {
+  if (small::Arena* arena = registry_.find(pointer)) {
+    if (is_inherited(*arena)) return Ownership::kInherited;
+    small::Shard& shard = shards_[arena->shard_index];
+    SpinLockGuard guard(shard.lock());
+    return shard.owns(*arena, pointer) ? Ownership::kLive : Ownership::kNotOwned;
+  }
+  return large_.ownership(pointer);
+}
+
 bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
   small::Arena* arena = registry_.find(pointer);
   if (arena == nullptr) return true;  // a freed large block is PROT_NONE or unmapped

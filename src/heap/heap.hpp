@@ -20,6 +20,10 @@
 
 namespace lockbox::heap {
 
+// The largest request any entry point accepts: beyond it no mapping can succeed, and pointer
+// differences would overflow.
+inline constexpr std::size_t kMaxRequest = PTRDIFF_MAX / 2;
+
 struct Stats {
   std::size_t locked_bytes;
   std::size_t unlocked_bytes;
@@ -66,6 +70,10 @@ class Heap {
   }
   std::size_t usable_size(const void* pointer, report::Operation operation);
   bool owns(const void* pointer);
+  // Whose is `pointer`: a live allocation of this process, one a forked child inherited from
+  // its parent (whose memory is wiped or absent: it must not be read), or neither.
+  using Ownership = large::LargeHeap::Ownership;
+  Ownership ownership(const void* pointer);
   Stats stats();
   // Test hook: is `pointer` inside memory lockbox manages for secrets (an arena or the data
   // pages of a large block)?

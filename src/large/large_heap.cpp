@@ -230,6 +230,13 @@ bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {
   return true;
 }
 
+LargeHeap::Ownership LargeHeap::ownership(const void* pointer) {
+  SpinLockGuard guard(lock_);
+  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  if (found == blocks_.end() || found->second.freeing) return Ownership::kNotOwned;
+  return found->second.inherited ? Ownership::kInherited : Ownership::kLive;
+}
+
 bool LargeHeap::contains_data_page(std::uintptr_t page) {
   SpinLockGuard guard(lock_);
   auto inside = [&](const Block& block) {

@@ -51,6 +51,9 @@ class LargeHeap {
   FreeResult free(void* pointer, budget::Budget& budget, report::Operation operation,
                   std::uintptr_t* mapping, std::size_t* mapping_bytes);
   bool usable_size(const void* pointer, std::size_t* size);
+  // kLive, kInherited (from the parent of this forked child) or kNotOwned, as Heap::ownership.
+  enum class Ownership { kNotOwned, kLive, kInherited };
+  Ownership ownership(const void* pointer);
   // Is `page` one of the data pages of a live block (guard pages are not)?
   bool contains_data_page(std::uintptr_t page);
   void add_stats(LargeStats& stats);

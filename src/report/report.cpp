@@ -59,6 +59,20 @@ const char* operation_name(Operation operation) {
       return "lockbox_strdup";
     case Operation::kGuardedAlloc:
       return "lockbox_guarded_alloc";
+    case Operation::kSeal:
+      return "lockbox_seal";
+    case Operation::kSealedOpen:
+      return "lockbox_sealed_open";
+    case Operation::kSealedOpenRw:
+      return "lockbox_sealed_open_rw";
+    case Operation::kSealedClose:
+      return "lockbox_sealed_close";
+    case Operation::kSealedSize:
+      return "lockbox_sealed_size";
+    case Operation::kSealedFree:
+      return "lockbox_sealed_free";
+    case Operation::kSealedRekey:
+      return "lockbox_sealed_rekey";
   }
   return "lockbox";
 }
@@ -80,6 +94,15 @@ void fatal_slack_written(Operation operation, const void* address) {
 }
 void fatal_write_after_free(Operation operation, const void* address) {
   die("write after free", operation_name(operation), address);
+}
+void fatal_sealed_tampered(Operation operation, const void* address) {
+  die("sealed box tampered with (authentication failed)", operation_name(operation), address);
+}
+void fatal_not_a_sealed_box(Operation operation, const void* address) {
+  die("not a live sealed box", operation_name(operation), address);
+}
+void fatal_view_not_open(Operation operation, const void* address) {
+  die("view is not open on this sealed box", operation_name(operation), address);
 }
 void fatal_os_failure(const char* operation, const void* address) {
   char what[64] = "kernel refused ";

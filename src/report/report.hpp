@@ -18,6 +18,13 @@ enum class Operation : std::uint8_t {
   kUsableSize,
   kStrdup,
   kGuardedAlloc,
+  kSeal,
+  kSealedOpen,
+  kSealedOpenRw,
+  kSealedClose,
+  kSealedSize,
+  kSealedFree,
+  kSealedRekey,
 };
 
 const char* operation_name(Operation operation);
@@ -30,6 +37,12 @@ const char* operation_name(Operation operation);
 // A write into the slack after a slot's canary (bytes that must stay zero).
 [[noreturn]] void fatal_slack_written(Operation operation, const void* address);
 [[noreturn]] void fatal_write_after_free(Operation operation, const void* address);
+// A sealed box whose ciphertext (or the bytes bound to it) fails authentication.
+[[noreturn]] void fatal_sealed_tampered(Operation operation, const void* address);
+// A live lockbox allocation passed as a sealed box that is not one (or a box already freed).
+[[noreturn]] void fatal_not_a_sealed_box(Operation operation, const void* address);
+// lockbox_sealed_close of a view that is not the box's open view.
+[[noreturn]] void fatal_view_not_open(Operation operation, const void* address);
 // The kernel refused an operation that cannot fail on memory lockbox owns (munlock, mprotect
 // of its own pages): the state is no longer what lockbox believes, so stop.
 [[noreturn]] void fatal_os_failure(const char* operation, const void* address);

@@ -140,6 +140,17 @@ std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_ranges() {
   return ranges;
 }
 
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> all_ranges() {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+  for (const Mapping& mapping : mappings()) {
+    if (mapping.line.find("[vvar") == std::string::npos &&
+        mapping.line.find("[vsyscall]") == std::string::npos) {
+      ranges.emplace_back(mapping.start, mapping.end);
+    }
+  }
+  return ranges;
+}
+
 std::vector<std::pair<std::uintptr_t, std::uintptr_t>> locked_ranges() {
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
   std::ifstream smaps("/proc/self/smaps");

@@ -25,6 +25,9 @@ std::string page_protection(const void* address);
 // Every readable mapping of the process, as [start, end) ranges.
 std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_ranges();
 
+// Every mapping of the process, readable or not (but [vvar] and [vsyscall]).
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> all_ranges();
+
 // The address ranges [start, end) of every locked VMA, in ascending order.
 std::vector<std::pair<std::uintptr_t, std::uintptr_t>> locked_ranges();
 

@@ -207,6 +207,65 @@ TEST_CASE("secret<T> is no-access at rest and its views open it as specified") {
   CHECK(lockbox_test::page_protection(address) == "---");
 }
 
+TEST_CASE("sealed<T>: views open the box by secret<T>'s rules, a write view seals what it holds") {
+  struct Key {
+    unsigned char bytes[32];
+  };
+  lockbox_stats before;
+  lockbox_get_stats(&before);
+  {
+    lockbox::sealed<Key> key;  // zero
+    {
+      auto reader = key.read();
+      for (unsigned char byte : reader->bytes) CHECK(byte == 0);
+      CHECK_THROWS_AS(key.write(), std::logic_error);
+      auto second = key.read();  // readers nest
+      CHECK(second.get() == reader.get());
+    }
+    {
+      auto writer = key.write();
+      std::memset(writer->bytes, 9, sizeof writer->bytes);
+      CHECK_THROWS_AS(key.read(), std::logic_error);
+      CHECK_THROWS_AS(key.write(), std::logic_error);
+      lockbox_stats open;
+      lockbox_get_stats(&open);
+      CHECK(open.open_sealed_boxes == before.open_sealed_boxes + 1);
+    }
+    CHECK(key.read()->bytes[31] == 9);
+    lockbox::sealed<Key> moved = std::move(key);
+    CHECK(moved.read()->bytes[0] == 9);
+    lockbox_stats during;
+    lockbox_get_stats(&during);
+    CHECK(during.sealed_boxes == before.sealed_boxes + 1);
+    CHECK(during.open_sealed_boxes == before.open_sealed_boxes);
+  }
+  lockbox_stats after;
+  lockbox_get_stats(&after);
+  CHECK(after.sealed_boxes == before.sealed_boxes);
+}
+
+TEST_CASE("sealed_string: read, write in place, assign, and the rules") {
+  lockbox::sealed_string password("correct horse");
+  CHECK(password.size() == 13);
+  {
+    auto text = password.read();
+    CHECK(std::string_view(text) == "correct horse");
+    CHECK(text.c_str()[13] == '\0');
+    CHECK_THROWS_AS(password.assign("other"), std::logic_error);
+  }
+  {
+    auto text = password.write();
+    text[0] = 'C';
+  }
+  CHECK(std::string_view(password.read()) == "Correct horse");
+  password.assign("battery staple and more");
+  CHECK(password.size() == 23);
+  CHECK(std::string_view(password.read()) == "battery staple and more");
+  lockbox::sealed_string empty;
+  CHECK(empty.empty());
+  CHECK(std::string_view(empty.read()).empty());
+}
+
 TEST_CASE("guarded secrets: protection, free whatever the protection, realloc, bad input") {
   auto* secret = static_cast<unsigned char*>(lockbox_guarded_alloc(100));
   REQUIRE(secret != nullptr);

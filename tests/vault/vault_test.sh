@@ -35,6 +35,8 @@ expect "replace" 0 "^$" "" "$pass\nhunter3\n" -- "$file" put email
 expect "get replaced" 0 "^$" "hunter3" "$pass\n" -- "$file" get email
 expect "list" 0 "^$" $'email\nbank' "$pass\n" -- "$file" list
 expect "stats" 0 "lockbox: [0-9]+ allocations .* locked memory" "PIN 4711" "$pass\n" -- --stats "$file" get bank
+# Both entries stay sealed; none is open once the secret is printed.
+expect "entries sealed" 0 "; 2 sealed boxes, 0 open" "PIN 4711" "$pass\n" -- --stats "$file" get bank
 expect "missing entry" 4 "no entry named 'nope'" "" "$pass\n" -- "$file" get nope
 expect "wrong passphrase" 2 "^vault: wrong passphrase$" "" "Tr0ub4dor&3\n" -- "$file" get email
 expect "usage" 1 "usage:" "" "" -- "$file" get
