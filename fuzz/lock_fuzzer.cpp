@@ -48,7 +48,7 @@ void check_table(const Buffer& buffer) {
   auto& heap = lockbox::heap::Heap::instance();
   for (std::size_t p = 0; p < buffer.pages; ++p) {
     auto page = reinterpret_cast<std::uintptr_t>(buffer.start) + p * kPage;
-    if (heap.caller_lock_count(page) != buffer.model[p]) {
+    if (heap.caller_locks().count(page) != buffer.model[p]) {
       fail("the page lock table differs from the model", reinterpret_cast<void*>(page));
     }
   }

@@ -14,11 +14,17 @@ using Operation = lockbox::report::Operation;
 
 namespace {
 
-using lockbox::heap::kMaxRequest;
+using lockbox::kMaxRequest;
 
 void* fail(int error) {
   errno = error;
   return nullptr;
+}
+
+// The heap says nullptr when memory or the budget runs out (its reason in last_error).
+void* out_of_memory_unless(void* pointer) {
+  if (pointer == nullptr) errno = ENOMEM;
+  return pointer;
 }
 
 bool is_power_of_two(std::size_t value) { return value != 0 && (value & (value - 1)) == 0; }
@@ -32,7 +38,7 @@ void* lockbox_malloc(std::size_t size) {
     set_last_error("lockbox_malloc: %zu bytes is more than lockbox can ever provide", size);
     return fail(ENOMEM);
   }
-  return Heap::instance().allocate(size, Operation::kMalloc);
+  return out_of_memory_unless(Heap::instance().allocate(size, Operation::kMalloc));
 }
 
 void* lockbox_calloc(std::size_t count, std::size_t size) {
@@ -43,7 +49,7 @@ void* lockbox_calloc(std::size_t count, std::size_t size) {
     return fail(ENOMEM);
   }
   // Fresh slots and pages are verified zero before they are handed out.
-  return Heap::instance().allocate(total, Operation::kCalloc);
+  return out_of_memory_unless(Heap::instance().allocate(total, Operation::kCalloc));
 }
 
 void* lockbox_realloc(void* ptr, std::size_t size) {
@@ -52,7 +58,7 @@ void* lockbox_realloc(void* ptr, std::size_t size) {
     set_last_error("lockbox_realloc: %zu bytes is more than lockbox can ever provide", size);
     return fail(ENOMEM);
   }
-  return Heap::instance().reallocate(ptr, size);
+  return out_of_memory_unless(Heap::instance().reallocate(ptr, size));
 }
 
 void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
@@ -67,7 +73,8 @@ void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
         size, alignment);
     return fail(ENOMEM);
   }
-  return Heap::instance().allocate(size, alignment, Operation::kAlignedAlloc);
+  return out_of_memory_unless(
+      Heap::instance().allocate(size, alignment, Operation::kAlignedAlloc));
 }
 
 void lockbox_free(void* ptr) {
@@ -96,7 +103,8 @@ char* lockbox_strndup(const char* s, std::size_t n) {
                    length);
     return static_cast<char*>(fail(ENOMEM));
   }
-  auto* copy = static_cast<char*>(Heap::instance().allocate(length + 1, Operation::kStrdup));
+  auto* copy = static_cast<char*>(
+      out_of_memory_unless(Heap::instance().allocate(length + 1, Operation::kStrdup)));
   if (copy == nullptr) return nullptr;
   std::memcpy(copy, s, length);
   copy[length] = '\0';

@@ -2,6 +2,7 @@
 #include <cerrno>
 
 #include "heap/heap.hpp"
+#include "pages/page_commit.hpp"
 #include "lockbox/lockbox.h"
 
 using lockbox::heap::Heap;
@@ -19,19 +20,19 @@ int result(int error) {
 extern "C" {
 
 int lockbox_lock(const void* addr, size_t len) {
-  return result(Heap::instance().lock_range(addr, len));
+  return result(Heap::instance().caller_locks().lock(addr, len));
 }
 
 int lockbox_unlock(const void* addr, size_t len) {
-  return result(Heap::instance().unlock_range(const_cast<void*>(addr), len, false));
+  return result(Heap::instance().caller_locks().unlock(const_cast<void*>(addr), len, false));
 }
 
 int lockbox_unlock_and_zero(void* addr, size_t len) {
-  return result(Heap::instance().unlock_range(addr, len, true));
+  return result(Heap::instance().caller_locks().unlock(addr, len, true));
 }
 
 int lockbox_set_mlockall(int active) {
-  Heap::instance().budget().set_application_locks_all(active != 0);
+  lockbox::pages::set_application_locks_all(active != 0);
   return 0;
 }
 

@@ -38,12 +38,12 @@ int lockbox_set_backend(lockbox_backend backend) {
       backend != LOCKBOX_BACKEND_AUTO) {
     return not_one_of("lockbox_set_backend", "lockbox_backend", static_cast<int>(backend));
   }
-  Heap::instance().budget().set_backend(static_cast<lockbox::budget::Backend>(backend));
+  Heap::instance().secretmem_pool().set_backend(static_cast<lockbox::pages::Backend>(backend));
   return 0;
 }
 
 lockbox_backend lockbox_get_backend(void) {
-  return static_cast<lockbox_backend>(Heap::instance().budget().backend());
+  return static_cast<lockbox_backend>(Heap::instance().secretmem_pool().backend());
 }
 
 const char* lockbox_last_error(void) { return lockbox::last_error(); }

@@ -13,13 +13,15 @@ using Protection = lockbox::large::LargeHeap::Protection;
 extern "C" {
 
 void* lockbox_guarded_alloc(size_t size) {
-  if (size > lockbox::heap::kMaxRequest) {
+  if (size > lockbox::kMaxRequest) {
     lockbox::set_last_error(
         "lockbox_guarded_alloc: %zu bytes is more than lockbox can ever provide", size);
     errno = ENOMEM;
     return nullptr;
   }
-  return Heap::instance().allocate_guarded(size);
+  void* secret = Heap::instance().allocate_guarded(size);
+  if (secret == nullptr) errno = ENOMEM;  // the heap's reason is in last_error
+  return secret;
 }
 
 int lockbox_protect(void* ptr, lockbox_protection protection) {

@@ -1,5 +1,7 @@
 // The RLIMIT_MEMLOCK budget: bytes lockbox holds locked, checked against the soft limit
-// before every mlock, and the policy that decides what happens when it runs out.
+// before every mlock, and the policy that decides what happens when it runs out. Only bytes and
+// the limit: where arenas come from is the secretmem pool's to decide (pages/secretmem_pool.hpp),
+// and whether the application locks all its memory is the page layer's (pages/page_commit.hpp).
 #pragma once
 
 #include <atomic>
@@ -8,11 +10,6 @@
 namespace lockbox::budget {
 
 enum class Policy : int { kStrict = 0, kBestEffort = 1 };
-
-// Where arenas come from: anonymous memory locked with mlock, or memfd_secret (pages outside
-// the kernel's direct map, locked by the kernel); auto = memfd_secret where the kernel offers
-// it, else anonymous.
-enum class Backend : int { kAnonymous = 0, kSecretmem = 1, kAuto = 2 };
 
 class Budget {
  public:
@@ -38,30 +35,11 @@ class Budget {
   Policy policy() const { return policy_.load(std::memory_order_relaxed); }
   void set_policy(Policy policy) { policy_.store(policy, std::memory_order_relaxed); }
 
-  Backend backend() const { return backend_.load(std::memory_order_relaxed); }
-  void set_backend(Backend backend) { backend_.store(backend, std::memory_order_relaxed); }
-  // Under auto: memfd_secret said ENOSYS or EPERM once; do not ask again.
-  bool secretmem_unavailable() const {
-    return secretmem_unavailable_.load(std::memory_order_relaxed);
-  }
-  void set_secretmem_unavailable() {
-    secretmem_unavailable_.store(true, std::memory_order_relaxed);
-  }
   // Bytes of arenas mapped from memfd_secret (part of locked_bytes).
   std::size_t secretmem_bytes() const { return secretmem_.load(std::memory_order_relaxed); }
   void add_secretmem(std::size_t bytes) { secretmem_.fetch_add(bytes, std::memory_order_relaxed); }
   void remove_secretmem(std::size_t bytes) {
     secretmem_.fetch_sub(bytes, std::memory_order_relaxed);
-  }
-
-  // The application locks everything itself (mlockall): lockbox must never munlock, or it
-  // would undo the application's lock. Set by lockbox_set_mlockall() or detected when a fresh
-  // reservation comes back already locked (MCL_FUTURE).
-  bool application_locks_all() const {
-    return application_locks_all_.load(std::memory_order_relaxed);
-  }
-  void set_application_locks_all(bool yes) {
-    application_locks_all_.store(yes, std::memory_order_relaxed);
   }
 
   // True exactly once per process: the caller then prints the best-effort warning.
@@ -78,9 +56,6 @@ class Budget {
   std::atomic<std::size_t> kernel_limit_seen_{0};
   std::atomic<Policy> policy_{Policy::kStrict};
   std::atomic<bool> warned_{false};
-  std::atomic<bool> application_locks_all_{false};
-  std::atomic<Backend> backend_{Backend::kAnonymous};
-  std::atomic<bool> secretmem_unavailable_{false};
   std::atomic<std::size_t> secretmem_{0};
 };
 

@@ -15,6 +15,7 @@
 #include "support/random_stream.hpp"
 #include "small/size_class.hpp"
 #include "small/slot.hpp"
+#include "support/bench_switches.hpp"
 #include "support/last_error.hpp"
 
 namespace lockbox::heap {
@@ -48,10 +49,11 @@ ThreadCacheOwner::~ThreadCacheOwner() {
 void* hand_out_cached(ThreadCache& cache, std::size_t class_index, std::size_t size,
                       report::Operation operation) {
   ThreadCache::Bin& bin = cache.bins[class_index];
-  small::CachedSlot slot =
-      bin.take_eligible(static_cast<std::uint32_t>(cache.random.below_buffered(bin.eligible())));
+  std::uint32_t pick = bench_switches::kNoRandom ? 0
+                      : static_cast<std::uint32_t>(cache.random.below_buffered(bin.eligible()));
+  small::CachedSlot slot = bin.take_eligible(pick);
   small::hand_out(slot, class_index, size, operation);
-  cache.count(1, static_cast<std::int64_t>(size));
+  cache.add_to_live_counts(1, static_cast<std::int64_t>(size));
   return slot.address;
 }
 
@@ -74,7 +76,7 @@ Heap::Heap() {
   small::detail::detect_wide_vectors();
   budget_.refresh_limit();
   budget_.set_policy(options::policy_from_environment());
-  budget_.set_backend(options::backend_from_environment());
+  secretmem_pool_.set_backend(options::backend_from_environment());
   if (!registry_.initialise()) report::fatal_os_failure("mmap (arena registry)", nullptr);
   ::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent, &Heap::after_fork_in_child);
 }
@@ -204,7 +206,7 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
     return free_small_general(arena, pointer, operation);
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
   small::FreedSlot freed = small::take_back(pointer, *slot, word, operation);
-  cache->count(-1, -static_cast<std::int64_t>(freed.requested));
+  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   cache->bins[class_index].push_freed(static_cast<unsigned char*>(pointer), &arena,
                                       ThreadCache::quarantine(class_index));
 }
@@ -221,18 +223,12 @@ void* Heap::allocate_small_general(std::size_t size, std::size_t class_index,
         size, class_index, operation, generation_.load(std::memory_order_relaxed), index,
         registry_, budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context},
         &secretmem_pool_);
-    if (pointer == nullptr) {
-      errno = ENOMEM;
-      return nullptr;
-    }
+    if (pointer == nullptr) return nullptr;
     retired_objects_.fetch_add(1, std::memory_order_relaxed);
     retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return pointer;
   }
-  if (cache->bins[class_index].eligible() == 0 && !refill(*cache, class_index)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+  if (cache->bins[class_index].eligible() == 0 && !refill(*cache, class_index)) return nullptr;
   if (cache->random.remaining() == 0) cache->random.refill();
   return hand_out_cached(*cache, class_index, size, operation);
 }
@@ -252,7 +248,7 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
     return;
   }
   small::FreedSlot freed = small::take_back(arena, pointer, operation);
-  cache->count(-1, -static_cast<std::int64_t>(freed.requested));
+  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   ThreadCache::Bin& bin = cache->bins[freed.class_index];
   if (bin.held() == ThreadCache::limit(freed.class_index)) [[unlikely]] {
     answer_reclaim(*cache);
@@ -292,7 +288,6 @@ void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation 
   void* pointer = class_index < small::kClassCount
                       ? allocate_small(size, class_index, operation)
                       : allocate_large(size, alignment, false);
-  if (pointer == nullptr) errno = ENOMEM;
   return pointer;
 }
 
@@ -315,7 +310,7 @@ void Heap::free(void* pointer, report::Operation operation) {
   std::size_t mapping_bytes = 0;
   switch (large_.free(pointer, budget_, operation, &mapping, &mapping_bytes)) {
     case large::LargeHeap::FreeResult::kFreed:
-      forget_caller_locks(mapping, mapping_bytes);
+      caller_locks_.forget_range(mapping, mapping_bytes);
       return;
     case large::LargeHeap::FreeResult::kDoubleFree:
       report::fatal_double_free(operation, pointer);
@@ -363,11 +358,7 @@ bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
   return shard.range_reads_zero(*arena, pointer, length);
 }
 
-void* Heap::allocate_guarded(std::size_t size) {
-  void* pointer = allocate_large(size, kMinAlignment, true);
-  if (pointer == nullptr) errno = ENOMEM;
-  return pointer;
-}
+void* Heap::allocate_guarded(std::size_t size) { return allocate_large(size, kMinAlignment, true); }
 
 void* Heap::reallocate(void* pointer, std::size_t size) {
   constexpr auto kRealloc = report::Operation::kRealloc;
@@ -413,7 +404,7 @@ Stats Heap::stats() {
   stats.reserved_bytes = small_stats.reserved_bytes + large_stats.reserved_bytes;
   stats.peak_locked_bytes = budget_.peak_locked_bytes();
   stats.memlock_limit = budget_.limit();
-  stats.caller_locked_bytes = caller_locked_pages_.load(std::memory_order_relaxed) * os::kPageSize;
+  stats.caller_locked_bytes = caller_locks_.locked_bytes();
   stats.secretmem_bytes = budget_.secretmem_bytes();
   stats.quarantined_bytes = quarantined_bytes;
   stats.quarantined_large_bytes = large_stats.quarantined_bytes;
@@ -422,7 +413,7 @@ Stats Heap::stats() {
 
 void Heap::before_fork() {
   Heap& heap = instance();
-  heap.caller_locks_lock_.lock();
+  heap.caller_locks_.lock_for_fork();
   heap.caches_lock_.lock();
   for (auto& shard : heap.shards_) shard.lock().lock();
   heap.large_.lock_for_fork();
@@ -433,7 +424,7 @@ void Heap::after_fork_in_parent() {
   heap.large_.unlock_after_fork();
   for (auto& shard : heap.shards_) shard.lock().unlock();
   heap.caches_lock_.unlock();
-  heap.caller_locks_lock_.unlock();
+  heap.caller_locks_.unlock_after_fork();
 }
 
 void Heap::after_fork_in_child() {
@@ -442,9 +433,7 @@ void Heap::after_fork_in_child() {
   for (auto& shard : heap.shards_) shard.forget_arenas_after_fork();
   heap.large_.mark_inherited_after_fork();
   // Locks are not inherited: the child has none of the parent's caller locks either.
-  heap.caller_locks_.clear();
-  heap.caller_locked_pages_.store(0, std::memory_order_relaxed);
-  heap.caller_locks_lock_.reset_after_fork();
+  heap.caller_locks_.reset_after_fork();
   heap.budget_.reset_after_fork();
   // The child has none of the secret arenas (MADV_DONTFORK) and must not reach them through the
   // descriptors either.

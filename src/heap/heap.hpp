@@ -1,28 +1,33 @@
 // The front door: lazy thread-safe start-up, the choice between small and large, thread caches
-// and the shard each thread refills from, fork handling, and the lock order (the caller-lock
-// table's lock, then the thread-cache list's, then a shard's, then the large heap's, then the
-// arena registry's; stats and fork take every shard's lock in index order).
+// and the shard each thread refills from, fork handling, and the lock order. A thread holding
+// one of these locks takes only locks further down the list:
+//   1. sealed/'s rekey lock, then a box's mutex (sealed boxes call into the heap holding them)
+//   2. the caller-lock table's lock
+//   3. the thread-cache list's lock
+//   4. a shard's lock (stats and fork take every shard's, in index order; a reclaim that holds
+//      one only try_locks the others)
+//   5. the large heap's lock
+//   6. innermost, never held together: the secretmem pool's lock (mapping a new arena's file)
+//      and the arena registry's insert lock (publishing a new arena)
+// Fork takes 1 (sealed/'s handler runs first), then 2 to 5, and releases them in the parent;
+// the child starts every lock afresh.
 #pragma once
 
 #include <atomic>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
 #include "budget/budget.hpp"
+#include "heap/caller_locks.hpp"
 #include "large/large_heap.hpp"
 #include "heap/thread_cache.hpp"
-#include "pages/page_lock_table.hpp"
 #include "pages/secretmem_pool.hpp"
 #include "report/report.hpp"
 #include "small/arena_registry.hpp"
 #include "small/shard.hpp"
+#include "support/request_limit.hpp"
 
 namespace lockbox::heap {
-
-// The largest request any entry point accepts: beyond it no mapping can succeed, and pointer
-// differences would overflow.
-inline constexpr std::size_t kMaxRequest = PTRDIFF_MAX / 2;
 
 struct Stats {
   std::size_t locked_bytes;
@@ -50,6 +55,8 @@ class Heap {
     return start();
   }
 
+  // Every allocation below gives nullptr when memory or the budget runs out, with last_error
+  // set; api/ says ENOMEM. (errno is set in one layer only: api/.)
   // malloc's path: default alignment, and small requests straight to the thread cache.
   // `operation` is the public call, for the fatal line if the slot handed out was written
   // after it was freed.
@@ -59,7 +66,8 @@ class Heap {
     return allocate(size, kMinAlignment, operation);
   }
 
-  // nullptr with errno and last_error set on failure. alignment: a power of two.
+  // nullptr with last_error set when out of memory or budget (api/ turns that into ENOMEM).
+  // alignment: a power of two.
   void* allocate(std::size_t size, std::size_t alignment, report::Operation operation);
   void free(void* pointer, report::Operation operation);
   void* reallocate(void* pointer, std::size_t size);
@@ -85,20 +93,18 @@ class Heap {
   // Test hook for freed memory: true if the range reads zero or was given back to the kernel.
   bool freed_range_reads_zero(const void* pointer, std::size_t length);
   budget::Budget& budget() { return budget_; }
+  pages::SecretmemPool& secretmem_pool() { return secretmem_pool_; }
 
-  // lockbox_lock / lockbox_unlock (caller_locks.cpp): 0 or an errno value, last_error set.
-  int lock_range(const void* address, std::size_t length);
-  int unlock_range(void* address, std::size_t length, bool zero);
+  // lockbox_lock / lockbox_unlock.
+  CallerLocks& caller_locks() { return caller_locks_; }
   // A thread is exiting: its cached slots go back to the shards, its counts to the totals.
   static void retire_thread_cache(ThreadCache* cache);
 
-  // Test hook: how many caller locks hold the page at `page` (page-aligned)?
-  std::size_t caller_lock_count(std::uintptr_t page);
 
  private:
   Heap();
   static Heap& start();
-  // nullptr with errno set on failure.
+  // nullptr with last_error set on failure.
   void* allocate_small(std::size_t size, std::size_t class_index, report::Operation operation);
   void* allocate_small_general(std::size_t size, std::size_t class_index,
                                report::Operation operation);
@@ -129,9 +135,6 @@ class Heap {
   };
   static bool reclaim_from_shards(void* context);
 
-  int hold_arena_page(small::Arena& arena, std::uintptr_t page);
-  void release_arena_page(small::Arena& arena, std::uintptr_t page);
-  void forget_caller_locks(std::uintptr_t start, std::size_t bytes);
 
   static void before_fork();
   static void after_fork_in_parent();
@@ -143,10 +146,11 @@ class Heap {
   small::Shard shards_[kShards];
   large::LargeHeap large_;
   pages::SecretmemPool secretmem_pool_;
-  SpinLock caller_locks_lock_;  // taken before any shard's lock
-  pages::PageLockTable caller_locks_;
-  std::atomic<std::size_t> caller_locked_pages_{0};
   std::atomic<std::uint64_t> generation_{1};
+  // Room for caller locks comes from every shard, none of whose locks the caller holds.
+  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_};
+  CallerLocks caller_locks_{registry_, shards_, large_, budget_, generation_,
+                            pages::Reclaimer{&Heap::reclaim_from_shards, &unheld_reclaim_}};
   // Moved by a thread that ran out of budget; every cache empties itself when it sees it move.
   std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};

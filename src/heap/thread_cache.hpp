@@ -15,13 +15,15 @@
 
 #include "small/size_class.hpp"
 #include "small/slot.hpp"
+#include "support/bench_switches.hpp"
 #include "support/random_stream.hpp"
 #include "support/spin_lock.hpp"
 
 namespace lockbox::heap {
 
 struct alignas(kCacheLine) ThreadCache {
-  static constexpr std::uint32_t kRingSlots = 32;  // a power of two, >= every class's limit
+  // A power of two, >= every class's limit.
+  static constexpr std::uint32_t kRingSlots = bench_switches::kEligible > 16 ? 128 : 32;
 
   // Per class: how many later frees a freed slot waits (the quarantine), and how many eligible
   // slots a bin may hold besides. Fewer big slots than small ones: a quarantine holds at most
@@ -39,6 +41,10 @@ struct alignas(kCacheLine) ThreadCache {
                   : slot <= 1024 ? ClassLimits{8, 8}
                   : slot <= 4096 ? ClassLimits{4, 4}
                                  : ClassLimits{4, 2};
+      if (bench_switches::kNoQuarantine) limits[c].quarantine = 0;
+      if (bench_switches::kEligible != 0 && slot <= 4096) {
+        limits[c].eligible = static_cast<std::uint8_t>(bench_switches::kEligible);
+      }
     }
     return limits;
   }();
@@ -100,8 +106,9 @@ struct alignas(kCacheLine) ThreadCache {
     }
   };
 
-  // Only the owning thread writes these (load + store, no read-modify-write); stats() reads them.
-  void count(std::int64_t objects, std::int64_t bytes) {
+  // Adds to this thread's live counts. Only the owning thread writes them (load + store, no
+  // read-modify-write); stats() reads them.
+  void add_to_live_counts(std::int64_t objects, std::int64_t bytes) {
     live_objects.store(live_objects.load(std::memory_order_relaxed) + objects,
                        std::memory_order_relaxed);
     live_bytes.store(live_bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);

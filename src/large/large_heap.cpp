@@ -12,6 +12,7 @@
 #include "report/report.hpp"
 #include "support/canary.hpp"
 #include "support/last_error.hpp"
+#include "support/request_limit.hpp"
 #include "support/sanitizers.hpp"
 
 namespace lockbox::large {
@@ -40,9 +41,7 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
                           pages::Reclaimer reclaimer, bool guarded) {
   // Beyond a page of alignment, the aligned start may sit up to alignment - page bytes in.
   std::size_t padding = alignment > kPage ? alignment - kPage : 0;
-  std::size_t limit = SIZE_MAX / 2;
-  if (size > limit || padding > limit - size) {
-    errno = ENOMEM;
+  if (size > kMaxRequest || padding > kMaxRequest - size) {
     set_last_error("cannot allocate %zu bytes with alignment %zu: too large", size, alignment);
     return nullptr;
   }
@@ -51,20 +50,13 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   Block block{nullptr, data_pages, size, 0, true, false, guarded, false, Protection::kReadWrite};
   void* mapping = nullptr;
   if (int err = os::reserve(mapping_bytes(block), &mapping)) {
-    errno = ENOMEM;
     set_last_error("cannot reserve %zu bytes for a large block: mmap failed (%s)",
                    mapping_bytes(block), std::strerror(err));
     return nullptr;
   }
   block.mapping = static_cast<unsigned char*>(mapping);
-  int err = os::advise_dont_dump(mapping, mapping_bytes(block));
-  if (err == 0) {
-    err = os::advise_wipe_on_fork(mapping, mapping_bytes(block));
-    if (err == EINVAL) err = os::advise_dont_fork(mapping, mapping_bytes(block));
-  }
-  if (err != 0) {
+  if (int err = os::advise_secret_mapping(mapping, mapping_bytes(block), false)) {
     os::unmap(mapping, mapping_bytes(block));
-    errno = ENOMEM;
     set_last_error("cannot prepare a large block: madvise failed (%s)", std::strerror(err));
     return nullptr;
   }
@@ -78,7 +70,6 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
       break;
     case pages::CommitResult::kFailed:
       os::unmap(mapping, mapping_bytes(block));
-      errno = ENOMEM;
       return nullptr;
   }
   unsigned char* end = data + data_bytes;
@@ -145,7 +136,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     check_and_wipe(pointer, block, operation);
     // The pages go back now (munlock, discard, PROT_NONE); only the range waits.
     pages::release(budget, block.mapping + kPage, block.data_pages * kPage, block.locked,
-                   budget.application_locks_all());
+                   pages::application_locks_all());
     // Nothing may stay poisoned where the kernel may one day map something else.
     sanitizers::unpoison(block.mapping, mapping_bytes(block));
   }

@@ -133,6 +133,13 @@ int advise_discard(void* addr, std::size_t bytes) {
   return result_of(::madvise(addr, bytes, MADV_DONTNEED));
 }
 
+int advise_secret_mapping(void* addr, std::size_t bytes, bool absent_in_children) {
+  if (int err = advise_dont_dump(addr, bytes)) return err;
+  if (absent_in_children) return 0;
+  int err = advise_wipe_on_fork(addr, bytes);
+  return err == EINVAL ? advise_dont_fork(addr, bytes) : err;
+}
+
 namespace {
 std::atomic<int> g_simulated_memfd_secret_error{0};
 }

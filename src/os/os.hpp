@@ -33,6 +33,11 @@ int advise_do_dump(void* addr, std::size_t bytes);
 int advise_wipe_on_fork(void* addr, std::size_t bytes);
 int advise_dont_fork(void* addr, std::size_t bytes);
 int advise_discard(void* addr, std::size_t bytes);  // MADV_DONTNEED: contents become zero
+// The advice a mapping gets before any secret page of it is committed: left out of core dumps
+// and wiped in forked children (MADV_WIPEONFORK; on kernels before 4.14, which lack it, left out
+// of children instead: MADV_DONTFORK). `absent_in_children`: a memfd_secret mapping, which
+// children never get, needs only the first. 0 or an errno value.
+int advise_secret_mapping(void* addr, std::size_t bytes, bool absent_in_children);
 
 // memfd_secret(2) (Linux 5.14+): a file whose pages leave the kernel's direct map; O_CLOEXEC.
 int memfd_secret_create(int* fd);

@@ -2,6 +2,8 @@
 // kernel refuses, so the budget never disagrees with VmLck.
 #include "pages/page_commit.hpp"
 
+#include <atomic>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -82,8 +84,18 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
   return CommitResult::kFailed;
 }
 
-bool application_locks_everything(budget::Budget& budget) {
-  if (budget.application_locks_all()) return true;
+namespace {
+std::atomic<bool> g_application_locks_all{false};
+}  // namespace
+
+bool application_locks_all() { return g_application_locks_all.load(std::memory_order_relaxed); }
+
+void set_application_locks_all(bool yes) {
+  g_application_locks_all.store(yes, std::memory_order_relaxed);
+}
+
+bool detect_application_locks_all(const budget::Budget& budget) {
+  if (application_locks_all()) return true;
   // Cheap test first: if the process holds no locks but lockbox's, nobody else locks anything.
   long long process_locked = os::status_field_bytes("VmLck");
   if (process_locked < 0 || static_cast<std::size_t>(process_locked) <= budget.locked_bytes()) {
@@ -95,14 +107,14 @@ bool application_locks_everything(budget::Budget& budget) {
   os::PageInfo info;
   bool future_locked = os::describe_pages(probe, 1, &info) == 0 && info.locked;
   os::unmap(probe, os::kPageSize);
-  if (future_locked) budget.set_application_locks_all(true);
+  if (future_locked) set_application_locks_all(true);
   return future_locked;
 }
 
 void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
-             bool keep_application_lock) {
+             bool application_locks_all) {
   if (locked) {
-    if (!keep_application_lock && os::unlock(addr, bytes) != 0) {
+    if (!application_locks_all && os::unlock(addr, bytes) != 0) {
       report::fatal_os_failure("munlock", addr);
     }
     budget.release_locked(bytes);
@@ -111,7 +123,7 @@ void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
   }
   // The contents are already zero: discarding only gives the memory back, so a refusal (the
   // kernel refuses MADV_DONTNEED on pages someone else locked) costs memory, not secrecy.
-  if (!keep_application_lock) os::advise_discard(addr, bytes);
+  if (!application_locks_all) os::advise_discard(addr, bytes);
   if (os::protect_none(addr, bytes) != 0) report::fatal_os_failure("mprotect", addr);
 }
 

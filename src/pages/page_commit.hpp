@@ -30,14 +30,18 @@ void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes);
 // last_error) or kUnlocked (BEST_EFFORT; counted in unlocked bytes, warned once).
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer);
 
-// Has the application locked everything (mlockall with MCL_FUTURE, or lockbox_set_mlockall)?
-// Then a munlock of lockbox's would undo the application's own lock. Probes the kernel only
-// when the process holds locks that are not lockbox's, and remembers a positive answer.
-bool application_locks_everything(budget::Budget& budget);
+// Does the application lock all its memory itself (mlockall with MCL_FUTURE, or
+// lockbox_set_mlockall(1))? Then lockbox must never munlock: one munlock of its own would undo
+// the application's lock. mlockall is a fact of the whole process, so this is one flag for it.
+bool application_locks_all();
+void set_application_locks_all(bool yes);
+// application_locks_all(), or, when the process holds locks that are not lockbox's, a probe of
+// the kernel (under MCL_FUTURE a fresh mapping comes back locked); a positive answer is kept.
+bool detect_application_locks_all(const budget::Budget& budget);
 
 // Returns committed pages to the reserved state; their contents must already be zero. Never
-// munlocks when `application_locks_everything` (the caller asked once for a batch).
+// munlocks when `application_locks_all` (the caller asked once for a batch).
 void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
-             bool application_locks_everything);
+             bool application_locks_all);
 
 }  // namespace lockbox::pages

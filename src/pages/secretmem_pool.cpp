@@ -21,7 +21,6 @@ int SecretmemPool::map(void* address, std::size_t bytes) {
     current_fd_ = fd;
     open_fds_[open_count_++] = fd;
     next_offset_ = 0;
-    ++descriptors_;
   }
   if (int err = os::map_file_over(address, bytes, current_fd_, next_offset_)) return err;
   next_offset_ += bytes;
@@ -34,7 +33,6 @@ void SecretmemPool::close_after_fork() {
   open_count_ = 0;
   current_fd_ = -1;
   next_offset_ = 0;
-  descriptors_ = 0;
 }
 
 }  // namespace lockbox::pages

@@ -3,11 +3,17 @@
 // after ~20 peers in rosenpass #341).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 #include "support/spin_lock.hpp"
 
 namespace lockbox::pages {
+
+// Where arenas come from: anonymous memory locked with mlock, or memfd_secret (pages outside
+// the kernel's direct map, locked by the kernel); auto = memfd_secret where the kernel offers
+// it, else anonymous.
+enum class Backend : int { kAnonymous = 0, kSecretmem = 1, kAuto = 2 };
 
 class SecretmemPool {
  public:
@@ -17,7 +23,13 @@ class SecretmemPool {
   // accessible as they are committed). 0 or an errno value: ENOSYS (kernel without it), EPERM
   // (seccomp), EAGAIN or ENOMEM (RLIMIT_MEMLOCK: the whole mapping is charged at once).
   int map(void* address, std::size_t bytes);
-  std::size_t descriptors() const { return descriptors_; }
+
+  // The backend of arenas created from now on (lockbox_set_backend, LOCKBOX_BACKEND).
+  Backend backend() const { return backend_.load(std::memory_order_relaxed); }
+  void set_backend(Backend backend) { backend_.store(backend, std::memory_order_relaxed); }
+  // Under auto: memfd_secret said ENOSYS or EPERM once; do not ask again.
+  bool unavailable() const { return unavailable_.load(std::memory_order_relaxed); }
+  void set_unavailable() { unavailable_.store(true, std::memory_order_relaxed); }
   // In a forked child: the descriptors would let the child map the parent's secrets.
   void close_after_fork();
 
@@ -25,9 +37,10 @@ class SecretmemPool {
   SpinLock lock_;
   int current_fd_ = -1;
   std::size_t next_offset_ = 0;
-  std::size_t descriptors_ = 0;
   int open_fds_[64] = {};
   std::size_t open_count_ = 0;
+  std::atomic<Backend> backend_{Backend::kAnonymous};
+  std::atomic<bool> unavailable_{false};
 };
 
 }  // namespace lockbox::pages

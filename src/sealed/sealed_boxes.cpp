@@ -144,7 +144,7 @@ int SealedBoxes::seal(const void* data, std::size_t size, Box** out) {
     set_last_error("lockbox_seal: data is NULL and size is %zu", size);
     return EINVAL;
   }
-  if (size > heap::kMaxRequest - sizeof(Box) - kTagBytes) {
+  if (size > kMaxRequest - sizeof(Box) - kTagBytes) {
     set_last_error("lockbox_seal: %zu bytes is more than lockbox can ever provide", size);
     return ENOMEM;
   }

@@ -54,12 +54,6 @@ class SealedBoxes {
   int check(const Box* box, Operation operation) const;
   // Creates the shares on first use. 0 or ENOMEM.
   int ensure_key();
-  // Encrypts `plaintext` into the box's ciphertext under a new nonce, or the reverse; scratch
-  // is SplitKey::kScratchBytes of lockbox memory. Decryption failure is fatal.
-  void encrypt(Box& box, const unsigned char* plaintext, unsigned char* scratch,
-               const SplitKey& key);
-  void decrypt(Box& box, unsigned char* plaintext, unsigned char* scratch, const SplitKey& key,
-               Operation operation);
 
   static void before_fork();
   static void after_fork_in_parent();

@@ -44,9 +44,9 @@ int map_secretmem(void* memory, budget::Budget& budget, pages::SecretmemPool& po
 
 Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget::Budget& budget,
                     pages::SecretmemPool* pool, pages::Reclaimer reclaimer) {
-  budget::Backend backend = pool == nullptr ? budget::Backend::kAnonymous : budget.backend();
-  bool secretmem = backend == budget::Backend::kSecretmem ||
-                   (backend == budget::Backend::kAuto && !budget.secretmem_unavailable());
+  pages::Backend backend = pool == nullptr ? pages::Backend::kAnonymous : pool->backend();
+  bool secretmem = backend == pages::Backend::kSecretmem ||
+                   (backend == pages::Backend::kAuto && !pool->unavailable());
   void* memory = nullptr;
   if (int err = os::reserve_aligned(kArenaBytes, kArenaBytes, &memory)) {
     set_last_error("cannot reserve a %zu-byte arena: mmap failed (%s)", kArenaBytes,
@@ -57,20 +57,15 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget:
     int err = map_secretmem(memory, budget, *pool, reclaimer);
     if (err != 0) {
       os::unmap(memory, kArenaBytes);
-      if (backend == budget::Backend::kSecretmem) return nullptr;  // asked for, not had: fail
+      if (backend == pages::Backend::kSecretmem) return nullptr;  // asked for, not had: fail
       // auto: anonymous memory instead; a kernel without memfd_secret will not grow one.
-      if (err == ENOSYS || err == EPERM) budget.set_secretmem_unavailable();
+      if (err == ENOSYS || err == EPERM) pool->set_unavailable();
       return create_arena(generation, shard_index, budget, nullptr, reclaimer);
     }
   }
   // Advice is set on the whole reservation before any page is committed, so no secret page
-  // ever exists without it. Each advice is its own checked call.
-  int err = os::advise_dont_dump(memory, kArenaBytes);
-  if (err == 0 && !secretmem) {
-    err = os::advise_wipe_on_fork(memory, kArenaBytes);
-    // Kernels before 4.14 lack MADV_WIPEONFORK: drop the arena from children instead.
-    if (err == EINVAL) err = os::advise_dont_fork(memory, kArenaBytes);
-  }
+  // ever exists without it.
+  int err = os::advise_secret_mapping(memory, kArenaBytes, secretmem);
   void* metadata = nullptr;
   if (err == 0) err = os::map_metadata(sizeof(Arena), &metadata);
   if (err != 0) {

@@ -28,7 +28,6 @@ class ArenaRegistry {
       if (stored == 0) return nullptr;
     }
   }
-  std::size_t size() const { return count_; }
 
  private:
   struct Entry {

@@ -112,7 +112,7 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
       return nullptr;
     }
     // Under mlockall(MCL_FUTURE) a munlock of ours would undo the application's lock.
-    if (arena->locked_by_application) budget.set_application_locks_all(true);
+    if (arena->locked_by_application) pages::set_application_locks_all(true);
     arena->next_in_shard = arenas_;
     arenas_ = arena;
     reserved_bytes_ += kArenaBytes;
@@ -206,7 +206,7 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
   }
   // A page BEST_EFFORT could not lock is not worth keeping.
   pages::release(budget, arena.page_address(page), os::kPageSize, false,
-                 budget.application_locks_all());
+                 pages::application_locks_all());
   arena.page_state[page] = PageState::kReserved;
   --committed_pages_;
 }
@@ -214,7 +214,7 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
 bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   if (empty_committed_pages_ <= target) return false;
   // One look at whether the application locks everything covers the whole sweep.
-  bool application_locks = pages::application_locks_everything(budget);
+  bool application_locks = pages::detect_application_locks_all(budget);
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {
     if (arena->secretmem) continue;

@@ -41,11 +41,6 @@ inline constexpr std::size_t kMaxRunSlots = [] {
   for (std::size_t c = 0; c < kClassCount; ++c) most = run_slots(c) > most ? run_slots(c) : most;
   return most;
 }();
-inline constexpr std::size_t kMaxRunPages = [] {
-  std::size_t most = 0;
-  for (std::size_t c = 0; c < kClassCount; ++c) most = run_pages(c) > most ? run_pages(c) : most;
-  return most;
-}();
 
 // Division by a slot size, as a multiplication: offset / slot == (offset * m) >> 32 for every
 // offset inside a run (checked exhaustively by the unit tests). A hardware divide would be the

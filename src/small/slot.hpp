@@ -16,8 +16,9 @@
 #include "report/report.hpp"
 #include "small/arena.hpp"
 #include "small/slot_canary.hpp"
+#include "support/bench_switches.hpp"
 #include "support/sanitizers.hpp"
-#include "support/secure_zero.hpp"
+#include "support/keep_stores.hpp"
 
 namespace lockbox::small {
 
@@ -115,7 +116,7 @@ inline bool all_zero(const unsigned char* bytes, std::size_t length) {
   return (any[0] | any[1]) == 0;
 }
 
-// Zeroes a slot so that the compiler cannot drop it (keep_stores, as secure_zero does). Small
+// Zeroes a slot so that the compiler cannot drop it (memset, then keep_stores). Small
 // slots get 16-byte vector stores in line: calling the C library's memset costs more than that.
 inline void zero_slot(unsigned char* bytes, std::size_t length) {
   auto* vectors = reinterpret_cast<Vector*>(bytes);
@@ -177,13 +178,25 @@ inline void hand_out(const CachedSlot& slot, std::size_t class_index, std::size_
                      Operation operation) {
   std::size_t slot_size = kSlotSizes[class_index];
   sanitizers::unpoison(slot.address, slot_size);
-  if (!detail::all_zero(slot.address, slot_size)) {
+  if constexpr (bench_switches::kSampledScan) {
+    bool whole = slot_size <= 64 || (++bench_switches::t_sampled_hand_outs & 15) == 0;
+    bool zero = whole ? detail::all_zero(slot.address, slot_size)
+                      : detail::all_zero(slot.address, 32) &&
+                            detail::all_zero(slot.address + slot_size - 32, 32);
+    if (!zero) report::fatal_write_after_free(operation, slot.address);
+  } else if (!bench_switches::kNoScan && !detail::all_zero(slot.address, slot_size)) {
     report::fatal_write_after_free(operation, slot.address);
   }
   std::atomic<SlotWord>& word = slot.arena->slot_word_at(slot.address);
   SlotWord kept = word.load(std::memory_order_relaxed);
-  write_slot_canary(slot.address, slot_canary(size, slot_size, slot_canary_key(kept)));
+  if constexpr (!bench_switches::kNoCanary) {
+    write_slot_canary(slot.address, slot_canary(size, slot_size, slot_canary_key(kept)));
+  }
   sanitizers::poison(slot.address + size, slot_size - size);
+  // release: the canary and the size become visible with the live state, so a thread that frees
+  // this object (its acquire in take_back) checks the canary this thread wrote, whatever the
+  // application did to pass the pointer across. Every state change of a slot word is a release,
+  // and every read that decides on one an acquire.
   word.store(slot_word(kSlotLive, class_index, size, kept), std::memory_order_release);
 }
 
@@ -209,10 +222,17 @@ struct FreedSlot {
 inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord word,
                            Operation operation) {
   std::size_t class_index = slot_class(word);
-  // One atomic step: of two threads freeing the same pointer at once, only one wins.
-  if (slot_state(word) != kSlotLive ||
-      !slot.compare_exchange_strong(word, slot_word(kSlotCached, class_index, 0, word),
-                                    std::memory_order_acq_rel)) {
+  // One atomic step: of two threads freeing the same pointer at once, only one wins. acq_rel:
+  // the acquire pairs with hand_out's release (the canary and size it wrote are seen here); the
+  // release makes the change to cached a release like every other state change (on x86 both
+  // come with the locked instruction anyway). The relaxed load that found `word` only chose the
+  // path; this exchange decides.
+  if constexpr (bench_switches::kNoCas) {
+    if (slot_state(word) != kSlotLive) report_not_live(operation, pointer, word);
+    slot.store(slot_word(kSlotCached, class_index, 0, word), std::memory_order_relaxed);
+  } else if (slot_state(word) != kSlotLive ||
+             !slot.compare_exchange_strong(word, slot_word(kSlotCached, class_index, 0, word),
+                                           std::memory_order_acq_rel)) {
     report_not_live(operation, pointer, word);
   }
   auto* bytes = static_cast<unsigned char*>(pointer);
@@ -220,8 +240,12 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
   std::size_t slot_size = kSlotSizes[class_index];
   SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
   sanitizers::unpoison(bytes, slot_size);
-  if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(operation, pointer);
-  if (!slot_slack_zero(bytes, canary, slot_size)) report::fatal_slack_written(operation, pointer);
+  if constexpr (!bench_switches::kNoCanary) {
+    if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(operation, pointer);
+    if (!slot_slack_zero(bytes, canary, slot_size)) {
+      report::fatal_slack_written(operation, pointer);
+    }
+  }
   detail::zero_slot(bytes, slot_size);
   sanitizers::poison(bytes, slot_size);
   return {class_index, requested};

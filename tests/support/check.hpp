@@ -26,10 +26,12 @@ inline int finish() {
     }                                                                                    \
   } while (0)
 
+// The condition is evaluated once (it may have effects, or be expensive).
 #define CHECK_MESSAGE(condition, ...)    \
   do {                                   \
-    CHECK(condition);                    \
-    if (!(condition)) {                  \
+    bool lockbox_check_held = (condition); \
+    CHECK(lockbox_check_held && #condition); \
+    if (!lockbox_check_held) {           \
       std::fprintf(stderr, "  ");        \
       std::fprintf(stderr, __VA_ARGS__); \
       std::fprintf(stderr, "\n");        \

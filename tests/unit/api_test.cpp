@@ -11,12 +11,14 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 #include "heap/heap.hpp"
+#include "heap/options.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -348,11 +350,68 @@ TEST_CASE("the backend LOCKBOX_BACKEND names is the one in use") {
 }
 
 TEST_CASE("the options are documented from the list lockbox reads") {
-  char buffer[512];
+  char buffer[1024];
   std::size_t needed = lockbox_describe_options(buffer, sizeof buffer);
   CHECK(needed < sizeof buffer);
-  CHECK(std::string(buffer).find("LOCKBOX_POLICY=strict | best-effort") != std::string::npos);
+  CHECK(std::string(buffer).find("LOCKBOX_POLICY=strict | best-effort (default: strict)") !=
+        std::string::npos);
   char tiny[8];
   CHECK(lockbox_describe_options(tiny, sizeof tiny) == needed);
   CHECK(std::strlen(tiny) == 7);
+
+  // Every value the documentation names is one the parser takes, and the default is one of
+  // them: the text and the parser cannot drift apart.
+  std::istringstream lines(buffer);
+  std::string line;
+  int options = 0;
+  while (std::getline(lines, line)) {
+    CAPTURE(line);
+    std::size_t equals = line.find('='), open = line.find(" (default: ");
+    REQUIRE(equals != std::string::npos);
+    REQUIRE(open != std::string::npos);
+    std::string variable = line.substr(0, equals);
+    std::string values = line.substr(equals + 1, open - equals - 1);
+    std::string fallback = line.substr(open + 11, line.find(')', open) - open - 11);
+    bool default_listed = false;
+    for (std::size_t at = 0; at <= values.size();) {
+      std::size_t bar = values.find(" | ", at);
+      std::string value = values.substr(at, bar == std::string::npos ? bar : bar - at);
+      int parsed = -1;
+      CHECK(lockbox::options::parse(variable.c_str(), value.c_str(), &parsed));
+      default_listed |= value == fallback;
+      if (bar == std::string::npos) break;
+      at = bar + 3;
+    }
+    CHECK(default_listed);
+    int parsed = -1;
+    CHECK_FALSE(lockbox::options::parse(variable.c_str(), "no-such-value", &parsed));
+    ++options;
+  }
+  CHECK(options == 2);
+}
+
+TEST_CASE("options come from the environment; an unknown value keeps the default, out loud") {
+  using lockbox::budget::Policy;
+  using lockbox::pages::Backend;
+  // The suite's own setting (the secretmem setup sets LOCKBOX_BACKEND) is put back after.
+  const char* policy_before = std::getenv("LOCKBOX_POLICY");
+  const char* backend_before = std::getenv("LOCKBOX_BACKEND");
+  std::string saved_policy = policy_before ? policy_before : "";
+  std::string saved_backend = backend_before ? backend_before : "";
+  setenv("LOCKBOX_POLICY", "best-effort", 1);
+  setenv("LOCKBOX_BACKEND", "auto", 1);
+  CHECK(lockbox::options::policy_from_environment() == Policy::kBestEffort);
+  CHECK(lockbox::options::backend_from_environment() == Backend::kAuto);
+  setenv("LOCKBOX_BACKEND", "secret-mem", 1);
+  lockbox_test::start_capturing_stderr();
+  Backend backend = lockbox::options::backend_from_environment();
+  std::string warning = lockbox_test::stop_capturing_stderr();
+  CHECK(backend == Backend::kAnonymous);
+  CHECK(warning ==
+        "lockbox: warning: LOCKBOX_BACKEND must be one of anon, secretmem, auto; using anon\n");
+  unsetenv("LOCKBOX_POLICY");
+  unsetenv("LOCKBOX_BACKEND");
+  CHECK(lockbox::options::policy_from_environment() == Policy::kStrict);
+  if (policy_before != nullptr) setenv("LOCKBOX_POLICY", saved_policy.c_str(), 1);
+  if (backend_before != nullptr) setenv("LOCKBOX_BACKEND", saved_backend.c_str(), 1);
 }

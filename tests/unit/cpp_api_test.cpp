@@ -151,7 +151,11 @@ TEST_CASE("the memory resource serves std::pmr containers from lockbox") {
   for (int i = 0; i < 1000; ++i) numbers.push_back(i);
   CHECK(lockbox_owns(numbers.data()) == 1);
   CHECK(numbers[999] == 999);
-  std::pmr::vector<int> aligned(lockbox::resource());
+  // Over-aligned requests keep their alignment (lockbox_aligned_alloc behind the resource).
+  void* page_aligned = lockbox::resource()->allocate(100, 4096);
+  CHECK(reinterpret_cast<std::uintptr_t>(page_aligned) % 4096 == 0);
+  CHECK(lockbox_owns(page_aligned) == 1);
+  lockbox::resource()->deallocate(page_aligned, 100, 4096);
   CHECK(lockbox::resource()->is_equal(*lockbox::resource()));
   CHECK_FALSE(lockbox::resource()->is_equal(*std::pmr::new_delete_resource()));
 }
