@@ -32,7 +32,7 @@ int lockbox_unlock_and_zero(void* addr, size_t len) {
 }
 
 int lockbox_set_mlockall(int active) {
-  lockbox::pages::set_application_locks_all(active != 0);
+  lockbox::pages::set_mlockall_active(active != 0);
   return 0;
 }
 

@@ -115,7 +115,7 @@ int CallerLocks::plan_pages(Plan& plan) {
     }
     // Already locked by the kernel's account: the application's own lock, which lockbox must
     // neither count against its budget nor ever undo.
-    step.needs_mlock = !kernel[i].locked && !pages::application_locks_all();
+    step.needs_mlock = !kernel[i].locked && !pages::mlockall_active();
     step.needs_dont_dump = !kernel[i].dont_dump;
   }
   return 0;
@@ -237,7 +237,7 @@ int CallerLocks::unlock(void* address, std::size_t length, bool zero) {
       case pages::PageOwner::kForeign:
         if (lock.locked_by_us) {
           // An unmapped page cannot be unlocked any more; the budget is freed all the same.
-          if (!pages::application_locks_all()) os::unlock(page, os::kPageSize);
+          if (!pages::mlockall_active()) os::unlock(page, os::kPageSize);
           budget_.release_locked(os::kPageSize);
         }
         if (lock.unlocked_best_effort) budget_.release_unlocked(os::kPageSize);

@@ -147,10 +147,6 @@ class Heap {
   large::LargeHeap large_;
   pages::SecretmemPool secretmem_pool_;
   std::atomic<std::uint64_t> generation_{1};
-  // Room for caller locks comes from every shard, none of whose locks the caller holds.
-  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_};
-  CallerLocks caller_locks_{registry_, shards_, large_, budget_, generation_,
-                            pages::Reclaimer{&Heap::reclaim_from_shards, &unheld_reclaim_}};
   // Moved by a thread that ran out of budget; every cache empties itself when it sees it move.
   std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};
@@ -159,6 +155,11 @@ class Heap {
   // Objects and bytes counted by threads that have exited (or had no cache).
   std::atomic<std::int64_t> retired_objects_{0};
   std::atomic<std::int64_t> retired_bytes_{0};
+  // Last: the members above are the allocation paths', kept together.
+  // Room for caller locks comes from every shard, none of whose locks the caller holds.
+  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_};
+  CallerLocks caller_locks_{registry_, shards_, large_, budget_, generation_,
+                            pages::Reclaimer{&Heap::reclaim_from_shards, &unheld_reclaim_}};
 };
 
 }  // namespace lockbox::heap

@@ -136,7 +136,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     check_and_wipe(pointer, block, operation);
     // The pages go back now (munlock, discard, PROT_NONE); only the range waits.
     pages::release(budget, block.mapping + kPage, block.data_pages * kPage, block.locked,
-                   pages::application_locks_all());
+                   pages::mlockall_active());
     // Nothing may stay poisoned where the kernel may one day map something else.
     sanitizers::unpoison(block.mapping, mapping_bytes(block));
   }

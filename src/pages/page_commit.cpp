@@ -85,17 +85,17 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
 }
 
 namespace {
-std::atomic<bool> g_application_locks_all{false};
+std::atomic<bool> g_mlockall_active{false};
 }  // namespace
 
-bool application_locks_all() { return g_application_locks_all.load(std::memory_order_relaxed); }
+bool mlockall_active() { return g_mlockall_active.load(std::memory_order_relaxed); }
 
-void set_application_locks_all(bool yes) {
-  g_application_locks_all.store(yes, std::memory_order_relaxed);
+void set_mlockall_active(bool yes) {
+  g_mlockall_active.store(yes, std::memory_order_relaxed);
 }
 
-bool detect_application_locks_all(const budget::Budget& budget) {
-  if (application_locks_all()) return true;
+bool detect_mlockall(const budget::Budget& budget) {
+  if (mlockall_active()) return true;
   // Cheap test first: if the process holds no locks but lockbox's, nobody else locks anything.
   long long process_locked = os::status_field_bytes("VmLck");
   if (process_locked < 0 || static_cast<std::size_t>(process_locked) <= budget.locked_bytes()) {
@@ -107,14 +107,14 @@ bool detect_application_locks_all(const budget::Budget& budget) {
   os::PageInfo info;
   bool future_locked = os::describe_pages(probe, 1, &info) == 0 && info.locked;
   os::unmap(probe, os::kPageSize);
-  if (future_locked) set_application_locks_all(true);
+  if (future_locked) set_mlockall_active(true);
   return future_locked;
 }
 
 void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
-             bool application_locks_all) {
+             bool mlockall_active) {
   if (locked) {
-    if (!application_locks_all && os::unlock(addr, bytes) != 0) {
+    if (!mlockall_active && os::unlock(addr, bytes) != 0) {
       report::fatal_os_failure("munlock", addr);
     }
     budget.release_locked(bytes);
@@ -123,7 +123,7 @@ void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
   }
   // The contents are already zero: discarding only gives the memory back, so a refusal (the
   // kernel refuses MADV_DONTNEED on pages someone else locked) costs memory, not secrecy.
-  if (!application_locks_all) os::advise_discard(addr, bytes);
+  if (!mlockall_active) os::advise_discard(addr, bytes);
   if (os::protect_none(addr, bytes) != 0) report::fatal_os_failure("mprotect", addr);
 }
 

@@ -33,15 +33,15 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
 // Does the application lock all its memory itself (mlockall with MCL_FUTURE, or
 // lockbox_set_mlockall(1))? Then lockbox must never munlock: one munlock of its own would undo
 // the application's lock. mlockall is a fact of the whole process, so this is one flag for it.
-bool application_locks_all();
-void set_application_locks_all(bool yes);
-// application_locks_all(), or, when the process holds locks that are not lockbox's, a probe of
+bool mlockall_active();
+void set_mlockall_active(bool yes);
+// mlockall_active(), or, when the process holds locks that are not lockbox's, a probe of
 // the kernel (under MCL_FUTURE a fresh mapping comes back locked); a positive answer is kept.
-bool detect_application_locks_all(const budget::Budget& budget);
+bool detect_mlockall(const budget::Budget& budget);
 
 // Returns committed pages to the reserved state; their contents must already be zero. Never
-// munlocks when `application_locks_all` (the caller asked once for a batch).
+// munlocks when `mlockall_active` (the caller asked once for a batch).
 void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
-             bool application_locks_all);
+             bool mlockall_active);
 
 }  // namespace lockbox::pages

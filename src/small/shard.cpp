@@ -112,7 +112,7 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
       return nullptr;
     }
     // Under mlockall(MCL_FUTURE) a munlock of ours would undo the application's lock.
-    if (arena->locked_by_application) pages::set_application_locks_all(true);
+    if (arena->locked_by_application) pages::set_mlockall_active(true);
     arena->next_in_shard = arenas_;
     arenas_ = arena;
     reserved_bytes_ += kArenaBytes;
@@ -206,15 +206,15 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
   }
   // A page BEST_EFFORT could not lock is not worth keeping.
   pages::release(budget, arena.page_address(page), os::kPageSize, false,
-                 pages::application_locks_all());
+                 pages::mlockall_active());
   arena.page_state[page] = PageState::kReserved;
   --committed_pages_;
 }
 
 bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   if (empty_committed_pages_ <= target) return false;
-  // One look at whether the application locks everything covers the whole sweep.
-  bool application_locks = pages::detect_application_locks_all(budget);
+  // One look at whether mlockall is active covers the whole sweep.
+  bool mlockall = pages::detect_mlockall(budget);
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {
     if (arena->secretmem) continue;
@@ -223,7 +223,7 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
       if (arena->page_refcount[page] != 0 || arena->page_state[page] != PageState::kLocked) {
         continue;
       }
-      pages::release(budget, arena->page_address(page), os::kPageSize, true, application_locks);
+      pages::release(budget, arena->page_address(page), os::kPageSize, true, mlockall);
       arena->page_state[page] = PageState::kReserved;
       --empty_committed_pages_;
       --committed_pages_;
