@@ -25,8 +25,10 @@ alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
 
 // The thread's cache lives until the thread's TLS destructors run; t_cache_gone (trivially
 // destructible, so still readable afterwards) keeps later frees off the dead cache.
-// initial-exec: one instruction to reach them instead of a __tls_get_addr call per operation
-// (lockbox is not meant to be dlopen()ed after threads start; glibc reserves room for this).
+// initial-exec: one instruction to reach them instead of a __tls_get_addr call per operation.
+// That makes the library's whole TLS block static: dlopen finds room for it in the surplus glibc
+// keeps for such libraries (512 bytes by default) only because the block is a few dozen bytes
+// (no thread_local buffers anywhere in lockbox; the dlopen tests check it).
 __attribute__((tls_model("initial-exec"))) thread_local ThreadCache* t_cache = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local bool t_cache_gone = false;
 

@@ -185,7 +185,9 @@ bool has_ipc_lock_capability() {
 }
 
 long long status_field_bytes(const char* name) {
-  static thread_local char buffer[8192];
+  // On the stack, not thread_local: the library's TLS block must stay small enough for dlopen
+  // (support/last_error.cpp says why).
+  char buffer[8192];
   if (read_small_file("/proc/self/status", buffer, sizeof buffer) < 0) return -1;
   std::size_t name_length = std::strlen(name);
   for (const char* line = buffer; *line != '\0';) {

@@ -1,21 +1,51 @@
-// A thread-local buffer: no allocation, so it works when the heap is what failed.
+// This thread's last failure. The message lives in a buffer of the thread's own, allocated at
+// its first failure; only a pointer is thread-local. A 512-byte thread_local array would put the
+// library's whole TLS block past the room glibc keeps for libraries loaded with dlopen (its
+// initial-exec variables, the thread-cache pointer, make the block static): dlopen and Python's
+// ctypes would fail with "cannot allocate memory in static TLS block".
 #include "support/last_error.hpp"
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 
 namespace lockbox {
 namespace {
-thread_local char g_last_error[512] = "no error";
-}
+
+constexpr std::size_t kMessageBytes = 512;
+// The glibc heap, not lockbox's: a message is no secret, and lockbox's heap may be what failed.
+thread_local char* t_message = nullptr;
+thread_local bool t_message_lost = false;  // a failure happened, with no memory to describe it
+
+struct MessageOwner {
+  ~MessageOwner() {
+    std::free(t_message);
+    t_message = nullptr;
+  }
+};
+thread_local MessageOwner t_message_owner;
+
+}  // namespace
 
 void set_last_error(const char* format, ...) {
+  if (t_message == nullptr) {
+    (void)&t_message_owner;  // registers the destructor that frees the buffer at thread exit
+    t_message = static_cast<char*>(std::malloc(kMessageBytes));
+    if (t_message == nullptr) {
+      t_message_lost = true;
+      return;
+    }
+  }
+  t_message_lost = false;
   va_list args;
   va_start(args, format);
-  std::vsnprintf(g_last_error, sizeof g_last_error, format, args);
+  std::vsnprintf(t_message, kMessageBytes, format, args);
   va_end(args);
 }
 
-const char* last_error() { return g_last_error; }
+const char* last_error() {
+  if (t_message_lost) return "lockbox: an error occurred, and there was no memory to describe it";
+  return t_message != nullptr ? t_message : "no error";
+}
 
 }  // namespace lockbox
