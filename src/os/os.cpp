@@ -168,6 +168,17 @@ int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset) {
 
 void close_file(int fd) { ::close(fd); }
 
+int map_zero_placeholder(void* addr, std::size_t bytes) {
+  void* p = ::mmap(addr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+                   0);
+  if (p == MAP_FAILED) return errno;
+  if (p != addr) {  // a kernel before 4.17 takes MAP_FIXED_NOREPLACE as a hint
+    ::munmap(p, bytes);
+    return EEXIST;
+  }
+  return 0;
+}
+
 std::size_t memlock_soft_limit() {
   struct rlimit limit {};
   if (::getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return 0;

@@ -47,6 +47,9 @@ int set_file_size(int fd, std::size_t bytes);
 // mmap(MAP_SHARED | MAP_FIXED) of [offset, offset+bytes) of `fd` over `addr`, PROT_NONE.
 int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset);
 void close_file(int fd);
+// Maps read-only zero pages over [addr, addr + bytes), which must be unmapped (a hole); never
+// replaces a mapping. 0 or an errno value.
+int map_zero_placeholder(void* addr, std::size_t bytes);
 
 // RLIMIT_MEMLOCK soft limit in bytes, SIZE_MAX when unlimited.
 std::size_t memlock_soft_limit();

@@ -382,6 +382,18 @@ void Shard::add_stats(ShardStats& stats) const { stats.reserved_bytes += reserve
 
 void Shard::forget_arenas_after_fork() {
   lock_.reset_after_fork();
+  // A memfd_secret arena's data pages are not in the child at all (MADV_DONTFORK): the range is
+  // a hole that the kernel would hand to the child's next mapping, inside an arena the registry
+  // still names. Fill it with a read-only mapping of zeros: the registry stays true, the
+  // inherited pointers read zero as an anonymous arena's do (realloc copies zeros), and the
+  // child's own blocks go elsewhere. If the kernel refuses, the hole stays (nothing better to do
+  // in a fork handler); the registry lookup of a child's block can then go wrong, as before.
+  for (Arena* arena = arenas_; arena != nullptr; arena = arena->next_in_shard) {
+    if (arena->secretmem) {
+      (void)os::map_zero_placeholder(arena->base + kFirstDataPage * os::kPageSize,
+                                     (kEndDataPage - kFirstDataPage) * os::kPageSize);
+    }
+  }
   for (auto& head : runs_with_room_) head = nullptr;
   arenas_ = nullptr;
   reserved_bytes_ = 0;

@@ -24,6 +24,7 @@ enum ChildFailure {
   kNewSecretUnlocked = 1 << 4,
   kStatsDisagreeWithKernel = 1 << 5,
   kSecretmemDescriptorOpen = 1 << 6,
+  kSecretmemHoleNotFilled = 1 << 7,
 };
 
 // Does this process hold a descriptor of a memfd_secret file (through which it could map the
@@ -53,11 +54,12 @@ bool all_zero(const unsigned char* bytes, std::size_t length) {
 int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t large_size,
           bool secretmem) {
   int failures = 0;
-  // Anonymous arenas are wiped in the child (MADV_WIPEONFORK); memfd_secret arenas are not
-  // there at all (MADV_DONTFORK), so reading them would fault: ask the kernel instead.
-  if (secretmem ? !lockbox_test::page_protection(small_secret).empty()
-                : !all_zero(small_secret, 32)) {
-    failures |= kSawSmallSecret;
+  // Anonymous arenas are wiped in the child (MADV_WIPEONFORK). memfd_secret arenas are not in
+  // the child at all (MADV_DONTFORK); lockbox fills the hole with read-only zero pages, so that
+  // the kernel cannot place the child's own mappings inside an arena the registry still names.
+  if (!all_zero(small_secret, 32)) failures |= kSawSmallSecret;
+  if (secretmem && lockbox_test::page_protection(small_secret) != "r--") {
+    failures |= kSecretmemHoleNotFilled;
   }
   if (!all_zero(large_secret, large_size)) failures |= kSawLargeSecret;
   if (holds_secretmem_descriptor()) failures |= kSecretmemDescriptorOpen;
