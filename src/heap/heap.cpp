@@ -73,6 +73,11 @@ Heap& Heap::start() {
 }
 
 Heap::Heap() {
+  // Guard pages, page counts and every mprotect assume the page size lockbox was built for: a
+  // 16 KiB or 64 KiB page kernel gets one clear line here, not mprotect failures later.
+  if (os::page_size_from_kernel() != os::kPageSize) {
+    report::fatal_unsupported_page_size(os::page_size_from_kernel(), os::kPageSize);
+  }
   if (sodium_init() < 0) report::fatal_os_failure("sodium_init", nullptr);
   RandomStream::rekey_process();
   small::detail::detect_wide_vectors();
@@ -80,7 +85,11 @@ Heap::Heap() {
   budget_.set_policy(options::policy_from_environment());
   secretmem_pool_.set_backend(options::backend_from_environment());
   if (!registry_.initialise()) report::fatal_os_failure("mmap (arena registry)", nullptr);
-  ::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent, &Heap::after_fork_in_child);
+  // Without these handlers a fork could copy a held lock into the child: fail closed.
+  if (::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent,
+                       &Heap::after_fork_in_child) != 0) {
+    report::fatal_os_failure("pthread_atfork", nullptr);
+  }
 }
 
 ThreadCache* Heap::thread_cache() {
@@ -464,6 +473,10 @@ void Heap::after_fork_in_child() {
     heap.caches_ = cache;
   }
   heap.budget_.refresh_limit();
+  // Memory locks are not inherited, mlockall(MCL_FUTURE) included: the child's pages are its own
+  // to lock and unlock until it calls mlockall itself (and lockbox_set_mlockall, or lockbox
+  // notices MCL_FUTURE again).
+  pages::set_mlockall_active(false);
 }
 
 }  // namespace lockbox::heap

@@ -42,7 +42,20 @@ long read_small_file(const char* path, char* buffer, std::size_t capacity) {
 
 }  // namespace
 
-std::size_t page_size_from_kernel() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+namespace {
+std::atomic<std::size_t> g_simulated_page_size{0};
+}
+
+std::size_t page_size_from_kernel() {
+  if (std::size_t simulated = g_simulated_page_size.load(std::memory_order_relaxed)) {
+    return simulated;
+  }
+  return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void simulate_page_size(std::size_t bytes) {
+  g_simulated_page_size.store(bytes, std::memory_order_relaxed);
+}
 
 int reserve(std::size_t bytes, void** out) {
   void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -43,6 +43,8 @@ int advise_secret_mapping(void* addr, std::size_t bytes, bool absent_in_children
 int memfd_secret_create(int* fd);
 // Test hook: make memfd_secret_create fail with `error` (0 restores the real call).
 void simulate_memfd_secret_error(int error);
+// Test hook: page_size_from_kernel() answers `bytes` (a 16 KiB or 64 KiB page kernel).
+void simulate_page_size(std::size_t bytes);
 int set_file_size(int fd, std::size_t bytes);
 // mmap(MAP_SHARED | MAP_FIXED) of [offset, offset+bytes) of `fd` over `addr`, PROT_NONE.
 int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset);

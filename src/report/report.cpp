@@ -10,7 +10,8 @@
 namespace lockbox::report {
 namespace {
 
-[[noreturn]] void die(const char* what, const char* operation, const void* address) {
+[[noreturn]] void die(const char* what, const char* operation, const void* address,
+                      bool with_address = true) {
   char line[160];
   std::size_t used = 0;
   auto append = [&](const char* text) {
@@ -19,21 +20,25 @@ namespace {
     std::memcpy(line + used, text, length);
     used += length;
   };
+  auto append_hex = [&](std::uintptr_t value) {
+    char digits[16];
+    int count = 0;
+    do {
+      digits[count++] = "0123456789abcdef"[value & 0xf];
+      value >>= 4;
+    } while (value != 0);
+    while (count > 0) line[used++] = digits[--count];
+  };
   append("lockbox: fatal: ");
   append(what);
   if (operation != nullptr) {
     append(" in ");
     append(operation);
   }
-  append(" at 0x");
-  char digits[16];
-  int count = 0;
-  auto value = reinterpret_cast<std::uintptr_t>(address);
-  do {
-    digits[count++] = "0123456789abcdef"[value & 0xf];
-    value >>= 4;
-  } while (value != 0);
-  while (count > 0) line[used++] = digits[--count];
+  if (with_address) {
+    append(" at 0x");
+    append_hex(reinterpret_cast<std::uintptr_t>(address));
+  }
   line[used++] = '\n';
   os::write_stderr(line, used);
   os::abort_process();
@@ -104,6 +109,30 @@ void fatal_not_a_sealed_box(Operation operation, const void* address) {
 void fatal_view_not_open(Operation operation, const void* address) {
   die("view is not open on this sealed box", operation_name(operation), address);
 }
+void fatal_unsupported_page_size(std::size_t page_size, std::size_t built_for) {
+  // Decimal by hand: no printf here either.
+  auto decimal = [](std::size_t value, char* out) {
+    char digits[24];
+    int count = 0;
+    do {
+      digits[count++] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value != 0);
+    int used = 0;
+    while (count > 0) out[used++] = digits[--count];
+    out[used] = '\0';
+  };
+  char kernel[24], ours[24];
+  decimal(page_size, kernel);
+  decimal(built_for, ours);
+  char what[120] = "this kernel's pages are ";
+  std::strcat(what, kernel);
+  std::strcat(what, " bytes; lockbox is built for ");
+  std::strcat(what, ours);
+  std::strcat(what, "-byte pages");
+  die(what, nullptr, nullptr, false);
+}
+
 void fatal_os_failure(const char* operation, const void* address) {
   char what[64] = "kernel refused ";
   std::strncat(what, operation, sizeof what - std::strlen(what) - 1);

@@ -3,6 +3,7 @@
 // allocator fails closed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace lockbox::report {
@@ -46,5 +47,7 @@ const char* operation_name(Operation operation);
 // The kernel refused an operation that cannot fail on memory lockbox owns (munlock, mprotect
 // of its own pages): the state is no longer what lockbox believes, so stop.
 [[noreturn]] void fatal_os_failure(const char* operation, const void* address);
+// lockbox cannot run here at all (found at start-up): one line, no address.
+[[noreturn]] void fatal_unsupported_page_size(std::size_t page_size, std::size_t built_for);
 
 }  // namespace lockbox::report

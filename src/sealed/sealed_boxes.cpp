@@ -131,7 +131,11 @@ int SealedBoxes::ensure_key() {
   if (!fork_handlers_registered_) {
     // Registered after the heap's (generate() started it): so this prepare handler runs before
     // the heap's, matching the lock order (boxes, then the heap).
-    pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
+    if (pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child) != 0) {
+      key_.release();
+      set_last_error("lockbox_seal: cannot register the fork handlers (pthread_atfork failed)");
+      return ENOMEM;
+    }
     fork_handlers_registered_ = true;
   }
   key_present_.store(true, std::memory_order_release);

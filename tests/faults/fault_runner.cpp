@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
       ++failures;
     }
   } else {
-    std::string expected_err = message + " at " + address + "\n";
+    // "expect -": a fault found at start-up, about no address.
+    std::string expected_err = message + (address == "-" ? "" : " at " + address) + "\n";
     if (err != expected_err) {
       std::fprintf(stderr, "FAIL: stderr was\n  '%s'\nexpected exactly\n  '%s'\n", err.c_str(),
                    expected_err.c_str());
