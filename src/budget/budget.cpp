@@ -8,11 +8,13 @@
 
 namespace lockbox::budget {
 
-void Budget::refresh_limit() {
+bool Budget::refresh_limit() {
   std::size_t kernel_limit = os::has_ipc_lock_capability() ? SIZE_MAX : os::memlock_soft_limit();
-  if (kernel_limit_seen_.exchange(kernel_limit, std::memory_order_relaxed) != kernel_limit) {
-    set_limit(kernel_limit);
+  if (kernel_limit_seen_.exchange(kernel_limit, std::memory_order_relaxed) == kernel_limit) {
+    return false;
   }
+  set_limit(kernel_limit);
+  return true;
 }
 
 bool Budget::try_charge_locked(std::size_t bytes) {

@@ -14,8 +14,9 @@ enum class Policy : int { kStrict = 0, kBestEffort = 1 };
 class Budget {
  public:
   // Reads RLIMIT_MEMLOCK and CAP_IPC_LOCK from the kernel and follows them when they changed
-  // since the last reading (setrlimit at run time); a limit set with set_limit() stays until then.
-  void refresh_limit();
+  // since the last reading (setrlimit at run time, a privilege drop); a limit set with
+  // set_limit() stays until then. True if the limit changed.
+  bool refresh_limit();
   void set_limit(std::size_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
 
   // Accounts `bytes` more locked memory if the limit allows; false leaves everything unchanged.

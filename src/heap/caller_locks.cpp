@@ -137,22 +137,37 @@ int CallerLocks::hold_arena_pages(Plan& plan) {
 int CallerLocks::lock_foreign_pages(Plan& plan) {
   for (const Plan::Page& step : plan.pages) plan.to_lock += step.needs_mlock ? os::kPageSize : 0;
   if (plan.to_lock == 0) return 0;
-  if (!pages::charge(budget_, plan.to_lock, reclaimer_)) {
-    pages::explain_over_budget(budget_, plan.to_lock);
-    return fall_back_unlocked(plan);
+  // As pages::charge_and_lock: a refusal the budget did not expect means the limit or the
+  // capability changed (a privilege drop); read them again and, if they moved, try once more.
+  for (int attempt = 0;; ++attempt) {
+    if (!pages::charge(budget_, plan.to_lock, reclaimer_)) {
+      pages::explain_over_budget(budget_, plan.to_lock);
+      return fall_back_unlocked(plan);
+    }
+    int err = mlock_foreign_pages(plan);
+    if (err == 0) {
+      plan.locked = true;
+      return 0;
+    }
+    budget_.release_locked(plan.to_lock);
+    if (attempt == 1 || !budget_.refresh_limit()) {
+      pages::explain_lock_refused(budget_, plan.to_lock, err);
+      return fall_back_unlocked(plan);
+    }
   }
+}
+
+// mlocks every page of the plan that needs it; on a refusal, unlocks those it locked.
+int CallerLocks::mlock_foreign_pages(const Plan& plan) {
   for (std::size_t i = 0; i < plan.range.count; ++i) {
     if (!plan.pages[i].needs_mlock) continue;
     if (int err = os::lock(plan.range.pointer(i), os::kPageSize)) {
       for (std::size_t j = 0; j < i; ++j) {
         if (plan.pages[j].needs_mlock) os::unlock(plan.range.pointer(j), os::kPageSize);
       }
-      budget_.release_locked(plan.to_lock);
-      pages::explain_lock_refused(budget_, plan.to_lock, err);
-      return fall_back_unlocked(plan);
+      return err;
     }
   }
-  plan.locked = true;
   return 0;
 }
 

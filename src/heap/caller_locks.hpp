@@ -59,6 +59,7 @@ class CallerLocks {
   int plan_pages(Plan& plan);
   int hold_arena_pages(Plan& plan);
   int lock_foreign_pages(Plan& plan);
+  int mlock_foreign_pages(const Plan& plan);
   int fall_back_unlocked(Plan& plan);
   int exclude_from_dumps(Plan& plan);
   void roll_back(const Plan& plan);

@@ -59,6 +59,22 @@ void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes) {
   warn_unlocked_once(budget);
 }
 
+int charge_and_lock(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
+  for (int attempt = 0;; ++attempt) {
+    if (!charge(budget, bytes, reclaimer)) {
+      explain_over_budget(budget, bytes);
+      return ENOMEM;
+    }
+    int error = os::lock(addr, bytes);
+    if (error == 0) return 0;
+    budget.release_locked(bytes);
+    if (attempt == 1 || !budget.refresh_limit()) {
+      explain_lock_refused(budget, bytes, error);
+      return error;
+    }
+  }
+}
+
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
   if (int err = os::protect_read_write(addr, bytes)) {
     set_last_error(
@@ -67,15 +83,7 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
         bytes, std::strerror(err));
     return CommitResult::kFailed;
   }
-  int lock_error = 0;
-  if (charge(budget, bytes, reclaimer)) {
-    lock_error = os::lock(addr, bytes);
-    if (lock_error == 0) return CommitResult::kLocked;
-    budget.release_locked(bytes);
-    explain_lock_refused(budget, bytes, lock_error);
-  } else {
-    explain_over_budget(budget, bytes);
-  }
+  if (charge_and_lock(budget, addr, bytes, reclaimer) == 0) return CommitResult::kLocked;
   if (budget.policy() == budget::Policy::kBestEffort) {
     note_unlocked_fallback(budget, bytes);
     return CommitResult::kUnlocked;

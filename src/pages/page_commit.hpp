@@ -25,6 +25,13 @@ void explain_lock_refused(budget::Budget& budget, std::size_t bytes, int error);
 // BEST_EFFORT: counts `bytes` as unlocked and warns on stderr the first time.
 void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes);
 
+// Charges `bytes` and mlocks [addr, addr + bytes). When the kernel refuses what the budget
+// allowed, the limit or the capability changed under lockbox (a daemon that started as root
+// and dropped to a user, a setrlimit): they are read again and, if they moved, room is made and
+// the lock tried once more, so lockbox then behaves as if it had started that way. 0, or the
+// reason in last_error and an errno value (the budget is left as it was).
+int charge_and_lock(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer);
+
 // Makes [addr, addr+bytes) read-write and locks it. Over budget: asks `reclaimer` for room,
 // then applies the policy: kFailed (STRICT; the range is PROT_NONE again and the reason is in
 // last_error) or kUnlocked (BEST_EFFORT; counted in unlocked bytes, warned once).

@@ -25,6 +25,17 @@ int map_secretmem(void* memory, budget::Budget& budget, pages::SecretmemPool& po
     return ENOMEM;
   }
   int err = pool.map(data, kDataBytes);
+  // The kernel charged the limit and refused what the budget allowed: the limit or the
+  // capability changed under lockbox (a privilege drop). Read them again; if they moved, the
+  // charge decides anew.
+  if ((err == EAGAIN || err == ENOMEM) && budget.refresh_limit()) {
+    budget.release_locked(kDataBytes);
+    if (!pages::charge(budget, kDataBytes, reclaimer)) {
+      pages::explain_over_budget(budget, kDataBytes);
+      return ENOMEM;
+    }
+    err = pool.map(data, kDataBytes);
+  }
   // Never in a child: MADV_WIPEONFORK is refused on shared mappings, so the child gets none.
   if (err == 0) err = os::advise_dont_fork(data, kDataBytes);
   if (err != 0) {
