@@ -134,9 +134,13 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     evicted[evicted_count++] = {key, block.mapping, mapping_bytes(block)};
   } else {
     check_and_wipe(pointer, block, operation);
-    // The pages go back now (munlock, discard, PROT_NONE); only the range waits.
-    pages::release(budget, block.mapping + kPage, block.data_pages * kPage, block.locked,
-                   pages::mlockall_active());
+    // The pages go back now (munlock, discard, PROT_NONE); only the range waits. The data
+    // pages are a mapping of their own, so neither change needs a new one: a refusal here is
+    // not a shortage but a state lockbox cannot explain.
+    if (!pages::release(budget, block.mapping + kPage, block.data_pages * kPage, block.locked,
+                        pages::mlockall_active())) {
+      report::fatal_os_failure("munlock or mprotect", block.mapping + kPage);
+    }
     // Nothing may stay poisoned where the kernel may one day map something else.
     sanitizers::unpoison(block.mapping, mapping_bytes(block));
   }

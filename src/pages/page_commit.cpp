@@ -119,20 +119,33 @@ bool detect_mlockall(const budget::Budget& budget) {
   return future_locked;
 }
 
-void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
+bool release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
              bool mlockall_active) {
-  if (locked) {
-    if (!mlockall_active && os::unlock(addr, bytes) != 0) {
-      report::fatal_os_failure("munlock", addr);
-    }
-    budget.release_locked(bytes);
-  } else {
-    budget.release_unlocked(bytes);
+  if (locked && !mlockall_active) {
+    int err = os::unlock(addr, bytes);
+    // At vm.max_map_count the kernel cannot split a locked mapping to unlock pages inside it:
+    // they stay as they are (locked, zero, counted) for the caller to keep.
+    if (err == ENOMEM) return false;
+    if (err != 0) report::fatal_os_failure("munlock", addr);
   }
   // The contents are already zero: discarding only gives the memory back, so a refusal (the
   // kernel refuses MADV_DONTNEED on pages someone else locked) costs memory, not secrecy.
   if (!mlockall_active) os::advise_discard(addr, bytes);
-  if (os::protect_none(addr, bytes) != 0) report::fatal_os_failure("mprotect", addr);
+  if (int err = os::protect_none(addr, bytes)) {
+    if (err != ENOMEM) report::fatal_os_failure("mprotect", addr);
+    // The same shortage (a page under the application's mlockall is still part of a larger
+    // mapping). Put back what this call undid, so that the pages are exactly as they were.
+    if (locked && !mlockall_active && os::lock(addr, bytes) != 0) {
+      report::fatal_os_failure("mlock", addr);
+    }
+    return false;
+  }
+  if (locked) {
+    budget.release_locked(bytes);
+  } else {
+    budget.release_unlocked(bytes);
+  }
+  return true;
 }
 
 }  // namespace lockbox::pages

@@ -47,8 +47,11 @@ void set_mlockall_active(bool yes);
 bool detect_mlockall(const budget::Budget& budget);
 
 // Returns committed pages to the reserved state; their contents must already be zero. Never
-// munlocks when `mlockall_active` (the caller asked once for a batch).
-void release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
-             bool mlockall_active);
+// munlocks when `mlockall_active` (the caller asked once for a batch). False when the kernel
+// has no room for the mapping the change needs (vm.max_map_count): the pages are then exactly
+// as they were, still committed and counted, and the caller keeps them and tries again later.
+// A free must never fail for a resource shortage.
+[[nodiscard]] bool release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,
+                           bool mlockall_active);
 
 }  // namespace lockbox::pages

@@ -204,9 +204,12 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
     if (++empty_committed_pages_ > reserve_limit()) trim_reserve(budget, reserve_limit() / 2);
     return;
   }
-  // A page BEST_EFFORT could not lock is not worth keeping.
-  pages::release(budget, arena.page_address(page), os::kPageSize, false,
-                 pages::mlockall_active());
+  // A page BEST_EFFORT could not lock is not worth keeping (unless the kernel is out of
+  // mappings: then it stays committed until it empties again).
+  if (!pages::release(budget, arena.page_address(page), os::kPageSize, false,
+                      pages::mlockall_active())) {
+    return;
+  }
   arena.page_state[page] = PageState::kReserved;
   --committed_pages_;
 }
@@ -215,6 +218,7 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   if (empty_committed_pages_ <= target) return false;
   // One look at whether mlockall is active covers the whole sweep.
   bool mlockall = pages::detect_mlockall(budget);
+  std::size_t released = 0;
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {
     if (arena->secretmem) continue;
@@ -223,13 +227,20 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
       if (arena->page_refcount[page] != 0 || arena->page_state[page] != PageState::kLocked) {
         continue;
       }
-      pages::release(budget, arena->page_address(page), os::kPageSize, true, mlockall);
+      // Out of mappings (vm.max_map_count): the rest stay in the reserve, counted and locked,
+      // until a later trim finds room.
+      if (!pages::release(budget, arena->page_address(page), os::kPageSize, true, mlockall)) {
+        return released != 0;
+      }
       arena->page_state[page] = PageState::kReserved;
       --empty_committed_pages_;
       --committed_pages_;
+      ++released;
     }
   }
-  return true;
+  // True only if something went back: a reclaimer that keeps answering true would be asked
+  // forever.
+  return released != 0;
 }
 
 bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
