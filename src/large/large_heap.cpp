@@ -47,7 +47,12 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   }
   std::size_t data_pages = (size + padding + kPage - 1) / kPage;
   if (data_pages == 0) data_pages = 1;
-  Block block{nullptr, data_pages, size, 0, true, false, guarded, false, Protection::kReadWrite};
+  Block block{};
+  block.data_pages = data_pages;
+  block.size = size;
+  block.locked = true;
+  block.guarded = guarded;
+  block.protection = Protection::kReadWrite;
   void* mapping = nullptr;
   if (int err = os::reserve(mapping_bytes(block), &mapping)) {
     set_last_error("cannot reserve %zu bytes for a large block: mmap failed (%s)",
@@ -60,9 +65,22 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
     set_last_error("cannot prepare a large block: madvise failed (%s)", std::strerror(err));
     return nullptr;
   }
-  unsigned char* data = block.mapping + kPage;
-  std::size_t data_bytes = data_pages * kPage;
-  switch (pages::commit(budget, data, data_bytes, reclaimer)) {
+  // The object ends as close to the trailing guard as its alignment allows. Only the pages it
+  // and its leading canary touch are committed: a 16 MiB alignment costs address space, not
+  // 16 MiB of locked memory.
+  unsigned char* data_start = block.mapping + kPage;
+  unsigned char* data_end = data_start + data_pages * kPage;
+  auto start =
+      reinterpret_cast<std::uintptr_t>(data_end - size) & ~(std::uintptr_t{alignment} - 1);
+  auto* pointer = reinterpret_cast<unsigned char*>(start);
+  auto before_object = static_cast<std::size_t>(pointer - data_start);
+  block.padding_pages =
+      before_object > kLeadingCanaryBytes ? (before_object - kLeadingCanaryBytes) / kPage : 0;
+  auto through_object = static_cast<std::size_t>(pointer - data_start) + (size == 0 ? 1 : size);
+  block.committed_pages = (through_object + kPage - 1) / kPage - block.padding_pages;
+  unsigned char* data = committed_start(block);
+  unsigned char* end = data + committed_bytes(block);
+  switch (pages::commit(budget, data, committed_bytes(block), reclaimer)) {
     case pages::CommitResult::kLocked:
       break;
     case pages::CommitResult::kUnlocked:
@@ -72,9 +90,6 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
       os::unmap(mapping, mapping_bytes(block));
       return nullptr;
   }
-  unsigned char* end = data + data_bytes;
-  auto start = reinterpret_cast<std::uintptr_t>(end - size) & ~(std::uintptr_t{alignment} - 1);
-  auto* pointer = reinterpret_cast<unsigned char*>(start);
   SpinLockGuard guard(lock_);
   block.canary = random_.next64();
   canary::write_span(pointer, size, static_cast<std::size_t>(end - pointer), block.canary,
@@ -91,8 +106,8 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
 }
 
 void LargeHeap::check_and_wipe(void* pointer, const Block& block, report::Operation operation) {
-  unsigned char* data = block.mapping + kPage;
-  std::size_t data_bytes = block.data_pages * kPage;
+  unsigned char* data = committed_start(block);
+  std::size_t data_bytes = committed_bytes(block);
   // A guarded secret is freed whatever its protection (libsodium #215 forgot this).
   if (block.protection != Protection::kReadWrite && os::protect_read_write(data, data_bytes) != 0) {
     report::fatal_os_failure("mprotect", data);
@@ -107,7 +122,30 @@ void LargeHeap::check_and_wipe(void* pointer, const Block& block, report::Operat
   if (!canary::span_intact(data, lead.from, lead.to, block.canary, FirstByte::kRandom)) {
     report::fatal_underflow(operation, pointer);
   }
-  sodium_memzero(data, data_bytes);
+  if (block.locked) {
+    sodium_memzero(data, data_bytes);  // every page is resident: mlock faulted them in
+  } else {
+    zero_resident_pages(data, data_bytes);
+  }
+}
+
+// An unlocked block (BEST_EFFORT) may be mostly untouched: zeroing it whole would fault in every
+// page (a 1 GiB block with one page written would grow the process by 1 GiB). Only pages that
+// are resident can hold data; the others read as zero, or sit in swap, beyond reach of any
+// zeroing (the reason BEST_EFFORT warns).
+void LargeHeap::zero_resident_pages(unsigned char* data, std::size_t bytes) {
+  constexpr std::size_t kBatch = 1024;  // pages per mincore call
+  unsigned char resident[kBatch];
+  for (std::size_t done = 0; done < bytes; done += kBatch * kPage) {
+    std::size_t pages = (bytes - done) / kPage < kBatch ? (bytes - done) / kPage : kBatch;
+    if (os::resident_pages(data + done, pages, resident) != 0) {
+      sodium_memzero(data + done, pages * kPage);  // cannot tell: zero them all
+      continue;
+    }
+    for (std::size_t i = 0; i < pages; ++i) {
+      if (resident[i] & 1) sodium_memzero(data + done + i * kPage, kPage);
+    }
+  }
 }
 
 LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
@@ -137,9 +175,9 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     // The pages go back now (munlock, discard, PROT_NONE); only the range waits. The data
     // pages are a mapping of their own, so neither change needs a new one: a refusal here is
     // not a shortage but a state lockbox cannot explain.
-    if (!pages::release(budget, block.mapping + kPage, block.data_pages * kPage, block.locked,
+    if (!pages::release(budget, committed_start(block), committed_bytes(block), block.locked,
                         pages::mlockall_active())) {
-      report::fatal_os_failure("munlock or mprotect", block.mapping + kPage);
+      report::fatal_os_failure("munlock or mprotect", committed_start(block));
     }
     // Nothing may stay poisoned where the kernel may one day map something else.
     sanitizers::unpoison(block.mapping, mapping_bytes(block));
@@ -198,8 +236,8 @@ int LargeHeap::protect(void* pointer, Protection protection) {
     return EINVAL;
   }
   Block& block = found->second;
-  unsigned char* data = block.mapping + kPage;
-  std::size_t bytes = block.data_pages * kPage;
+  unsigned char* data = committed_start(block);
+  std::size_t bytes = committed_bytes(block);
   int err = protection == Protection::kNoAccess   ? os::protect_none(data, bytes)
             : protection == Protection::kReadOnly ? os::protect_read(data, bytes)
                                                   : os::protect_read_write(data, bytes);
@@ -235,10 +273,11 @@ LargeHeap::Ownership LargeHeap::ownership(const void* pointer) {
 bool LargeHeap::contains_data_page(std::uintptr_t page) {
   SpinLockGuard guard(lock_);
   auto inside = [&](const Block& block) {
-    auto data = reinterpret_cast<std::uintptr_t>(block.mapping) + kPage;
-    return page >= data && page < data + block.data_pages * kPage;
+    auto data = reinterpret_cast<std::uintptr_t>(committed_start(block));
+    return page >= data && page < data + committed_bytes(block);
   };
-  // Blocks are keyed by their pointer, which may sit anywhere in the block's first data page.
+  // Blocks are keyed by their pointer, which sits in one of the block's first two committed
+  // pages (the first may hold only the leading canary).
   auto after = blocks_.upper_bound(page);
   if (after != blocks_.end() && inside(after->second)) return true;
   return after != blocks_.begin() && inside(std::prev(after)->second);

@@ -68,6 +68,12 @@ class LargeHeap {
   struct Block {
     unsigned char* mapping;  // the leading guard page
     std::size_t data_pages;
+    // The pages the object and its leading canary touch: padding_pages data pages after the
+    // leading guard, committed_pages of them. The rest of the data pages (alignment padding,
+    // before and after the object) stay reserved: PROT_NONE, never committed, charged or
+    // locked; an access there faults like the guard pages.
+    std::size_t padding_pages;
+    std::size_t committed_pages;
     std::size_t size;        // requested bytes
     std::uint64_t canary;    // this block's own random canary word
     bool locked;             // false: committed unlocked under BEST_EFFORT
@@ -76,6 +82,14 @@ class LargeHeap {
     bool freeing;            // a free is under way: a second one is a double free
     Protection protection;
   };
+  static void zero_resident_pages(unsigned char* data, std::size_t bytes);
+  // The block's committed pages: from the first the object touches to the trailing guard.
+  static unsigned char* committed_start(const Block& block) {
+    return block.mapping + (1 + block.padding_pages) * os::kPageSize;
+  }
+  static std::size_t committed_bytes(const Block& block) {
+    return block.committed_pages * os::kPageSize;
+  }
   struct QuarantinedBlock {
     std::uintptr_t pointer;
     unsigned char* mapping;

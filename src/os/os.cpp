@@ -146,6 +146,10 @@ int advise_discard(void* addr, std::size_t bytes) {
   return result_of(::madvise(addr, bytes, MADV_DONTNEED));
 }
 
+int resident_pages(void* addr, std::size_t pages, unsigned char* resident) {
+  return result_of(::mincore(addr, pages * kPageSize, resident));
+}
+
 int advise_secret_mapping(void* addr, std::size_t bytes, bool absent_in_children) {
   if (int err = advise_dont_dump(addr, bytes)) return err;
   if (absent_in_children) return 0;

@@ -33,6 +33,8 @@ int advise_do_dump(void* addr, std::size_t bytes);
 int advise_wipe_on_fork(void* addr, std::size_t bytes);
 int advise_dont_fork(void* addr, std::size_t bytes);
 int advise_discard(void* addr, std::size_t bytes);  // MADV_DONTNEED: contents become zero
+// mincore: resident[i] & 1 says whether page i of [addr, addr + pages pages) is in memory.
+int resident_pages(void* addr, std::size_t pages, unsigned char* resident);
 // The advice a mapping gets before any secret page of it is committed: left out of core dumps
 // and wiped in forked children (MADV_WIPEONFORK; on kernels before 4.14, which lack it, left out
 // of children instead: MADV_DONTFORK). `absent_in_children`: a memfd_secret mapping, which

@@ -91,14 +91,17 @@ int kernel_munlock(const void* address, std::size_t length) {
   return static_cast<int>(syscall(SYS_munlock, address, length));
 }
 
-long long vmlck_bytes() {
+long long status_bytes(const char* field) {
   std::ifstream status("/proc/self/status");
   std::string line;
+  std::string prefix = std::string(field) + ":";
   while (std::getline(status, line)) {
-    if (line.rfind("VmLck:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+    if (line.rfind(prefix, 0) == 0) return std::atoll(line.c_str() + prefix.size()) * 1024;
   }
   return -1;
 }
+
+long long vmlck_bytes() { return status_bytes("VmLck"); }
 
 std::size_t mapping_count() { return mappings().size(); }
 

@@ -10,6 +10,8 @@
 
 namespace lockbox_test {
 
+// A field of /proc/self/status given in kB ("VmLck", "VmHWM", ...), in bytes (-1 if unreadable).
+long long status_bytes(const char* field);
 // "VmLck:" of /proc/self/status, in bytes (-1 if unreadable).
 long long vmlck_bytes();
 // Number of lines in /proc/self/maps: one per mapping.

@@ -349,6 +349,23 @@ TEST_CASE("the backend LOCKBOX_BACKEND names is the one in use") {
   lockbox_free(key);
 }
 
+TEST_CASE("a large alignment costs address space, not locked memory") {
+  lockbox_stats before = stats_now();
+  constexpr std::size_t kAlignment = std::size_t{16} << 20;
+  auto* aligned = static_cast<unsigned char*>(lockbox_aligned_alloc(kAlignment, 16));
+  REQUIRE(aligned != nullptr);
+  CHECK(reinterpret_cast<std::uintptr_t>(aligned) % kAlignment == 0);
+  std::memset(aligned, 0x42, 16);
+  lockbox_stats during = stats_now();
+  // The object's page, and the one before it for its leading canary at most.
+  CHECK(during.locked_bytes - before.locked_bytes <= 2 * 4096);
+  CHECK(lockbox_test::vmlck_bytes() == static_cast<long long>(during.locked_bytes));
+  // The padding before it stays reserved: an underflow far below the object faults.
+  CHECK(lockbox_test::page_protection(aligned - 2 * 4096) == "---");
+  lockbox_free(aligned);
+  CHECK(stats_now().locked_bytes == before.locked_bytes);
+}
+
 TEST_CASE("the options are documented from the list lockbox reads") {
   char buffer[1024];
   std::size_t needed = lockbox_describe_options(buffer, sizeof buffer);
