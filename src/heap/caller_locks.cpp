@@ -124,10 +124,20 @@ int CallerLocks::plan_pages(Plan& plan) {
 int CallerLocks::hold_arena_pages(Plan& plan) {
   for (; plan.held < plan.range.count; ++plan.held) {
     Plan::Page& step = plan.pages[plan.held];
-    if (step.existing != nullptr || step.arena == nullptr) continue;
+    if (step.existing != nullptr) continue;
+    if (step.fresh.owner == pages::PageOwner::kLarge) {
+      // A block BEST_EFFORT left unlocked is locked now, or (STRICT) the lock fails.
+      if (int err = large_.lock_if_unlocked(plan.range.page(plan.held), budget_, reclaimer_)) {
+        return err;
+      }
+    }
+    if (step.arena == nullptr) continue;
     if (int err = hold_arena_page(*step.arena, plan.range.page(plan.held))) {
-      set_last_error("cannot lock %p: it is a lockbox page with nothing allocated on it (%s)",
-                     plan.range.pointer(plan.held), std::strerror(err));
+      // ENOMEM: the page was left unlocked and cannot be locked now (last_error says why).
+      if (err != ENOMEM) {
+        set_last_error("cannot lock %p: it is a lockbox page with nothing allocated on it (%s)",
+                       plan.range.pointer(plan.held), std::strerror(err));
+      }
       return err;
     }
   }
@@ -294,7 +304,8 @@ int CallerLocks::hold_arena_page(small::Arena& arena, std::uintptr_t page) {
   SpinLockGuard guard(shard.lock());
   // Wiped memory of the parent process.
   if (arena.generation != generation_.load(std::memory_order_relaxed)) return EACCES;
-  return shard.hold_committed_page(arena, arena.page_index(reinterpret_cast<void*>(page)));
+  return shard.hold_committed_page(arena, arena.page_index(reinterpret_cast<void*>(page)),
+                                   budget_, reclaimer_);
 }
 
 void CallerLocks::release_arena_page(small::Arena& arena, std::uintptr_t page) {

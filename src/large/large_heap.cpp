@@ -270,8 +270,7 @@ LargeHeap::Ownership LargeHeap::ownership(const void* pointer) {
   return found->second.inherited ? Ownership::kInherited : Ownership::kLive;
 }
 
-bool LargeHeap::contains_data_page(std::uintptr_t page) {
-  SpinLockGuard guard(lock_);
+LargeHeap::Block* LargeHeap::block_with_data_page(std::uintptr_t page) {
   auto inside = [&](const Block& block) {
     auto data = reinterpret_cast<std::uintptr_t>(committed_start(block));
     return page >= data && page < data + committed_bytes(block);
@@ -279,8 +278,28 @@ bool LargeHeap::contains_data_page(std::uintptr_t page) {
   // Blocks are keyed by their pointer, which sits in one of the block's first two committed
   // pages (the first may hold only the leading canary).
   auto after = blocks_.upper_bound(page);
-  if (after != blocks_.end() && inside(after->second)) return true;
-  return after != blocks_.begin() && inside(std::prev(after)->second);
+  if (after != blocks_.end() && inside(after->second)) return &after->second;
+  if (after != blocks_.begin() && inside(std::prev(after)->second)) return &std::prev(after)->second;
+  return nullptr;
+}
+
+bool LargeHeap::contains_data_page(std::uintptr_t page) {
+  SpinLockGuard guard(lock_);
+  return block_with_data_page(page) != nullptr;
+}
+
+int LargeHeap::lock_if_unlocked(std::uintptr_t page, budget::Budget& budget,
+                                pages::Reclaimer reclaimer) {
+  SpinLockGuard guard(lock_);
+  Block* block = block_with_data_page(page);
+  if (block == nullptr || block->locked || block->inherited) return 0;
+  std::size_t bytes = committed_bytes(*block);
+  if (pages::charge_and_lock(budget, committed_start(*block), bytes, reclaimer) == 0) {
+    budget.release_unlocked(bytes);
+    block->locked = true;
+    return 0;
+  }
+  return budget.policy() == budget::Policy::kStrict ? ENOMEM : 0;
 }
 
 void LargeHeap::add_stats(LargeStats& stats) {

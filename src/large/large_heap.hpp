@@ -54,6 +54,9 @@ class LargeHeap {
   // kLive, kInherited (from the parent of this forked child) or kNotOwned, as Heap::ownership.
   enum class Ownership { kNotOwned, kLive, kInherited };
   Ownership ownership(const void* pointer);
+  // A caller lock on `page`, a data page of a live block: if BEST_EFFORT left the block
+  // unlocked, it is locked now. 0, or ENOMEM under STRICT when it cannot be (last_error set).
+  int lock_if_unlocked(std::uintptr_t page, budget::Budget& budget, pages::Reclaimer reclaimer);
   // Is `page` one of the data pages of a live block (guard pages are not)?
   bool contains_data_page(std::uintptr_t page);
   void add_stats(LargeStats& stats);
@@ -83,6 +86,8 @@ class LargeHeap {
     Protection protection;
   };
   static void zero_resident_pages(unsigned char* data, std::size_t bytes);
+  // The live block whose committed pages hold `page`, or nullptr. Under lock_.
+  Block* block_with_data_page(std::uintptr_t page);
   // The block's committed pages: from the first the object touches to the trailing guard.
   static unsigned char* committed_start(const Block& block) {
     return block.mapping + (1 + block.padding_pages) * os::kPageSize;

@@ -177,10 +177,19 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
   return true;
 }
 
-int Shard::hold_committed_page(Arena& arena, std::size_t page) {
+int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                               pages::Reclaimer reclaimer) {
   if (page < kFirstDataPage || page >= kEndDataPage ||
       arena.page_state[page] == PageState::kReserved) {
     return EACCES;  // a guard page or a page with nothing on it: PROT_NONE
+  }
+  if (arena.page_state[page] == PageState::kUnlocked) {
+    if (pages::charge_and_lock(budget, arena.page_address(page), os::kPageSize, reclaimer) == 0) {
+      budget.release_unlocked(os::kPageSize);
+      arena.page_state[page] = PageState::kLocked;
+    } else if (budget.policy() == budget::Policy::kStrict) {
+      return ENOMEM;
+    }
   }
   // Leave room for the objects that may still land on the page (at most 256).
   if (arena.page_refcount[page] >= UINT16_MAX - kMaxRunSlots) return EOVERFLOW;

@@ -58,8 +58,11 @@ class alignas(kCacheLine) Shard {
   // given back to the kernel count as zero (they are discarded and PROT_NONE).
   bool range_reads_zero(Arena& arena, const void* pointer, std::size_t length);
   // A caller's lockbox_lock() on a committed page of this shard: it counts like an object, so
-  // the page stays locked until both are gone. 0, EACCES (PROT_NONE page) or EOVERFLOW.
-  int hold_committed_page(Arena& arena, std::size_t page);
+  // the page stays locked until both are gone. 0, EACCES (PROT_NONE page), EOVERFLOW or ENOMEM.
+  // A page that BEST_EFFORT left unlocked is locked first (charged; ENOMEM under STRICT when it
+  // cannot be, with the reason in last_error): a caller lock must mean the kernel's lock.
+  int hold_committed_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                          pages::Reclaimer reclaimer);
   // Drops one count (an object's or a caller's); at zero the page goes to the reserve or back
   // to the kernel.
   void release_page(Arena& arena, std::size_t page, budget::Budget& budget);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/check.hpp"
@@ -106,7 +107,47 @@ void best_effort_from_environment() {
   lockbox_get_stats(&stats);
   CHECK(stats.unlocked_bytes > 0);
   check_kernel_agrees();
+
   for (void* block : blocks) lockbox_free(block);
+
+  // After the switch to STRICT, a caller lock on memory BEST_EFFORT left unlocked means the
+  // kernel's lock: lockbox locks it (once there is room), or fails with ENOMEM. A thread of
+  // its own allocates until one block comes out unlocked, frees the rest and exits (its cache
+  // goes back to the shards), so that room can be made.
+  void* unlocked_block = nullptr;
+  std::thread([&] {
+    std::vector<void*> mine;
+    lockbox_test::start_capturing_stderr();
+    while (mine.size() < 1000) {
+      void* block = lockbox_malloc(2000);
+      if (block == nullptr) break;
+      if (lockbox_test::kernel_says_unlocked(block, 2000)) {
+        unlocked_block = block;
+        break;
+      }
+      mine.push_back(block);
+    }
+    lockbox_test::stop_capturing_stderr();
+    for (void* block : mine) lockbox_free(block);
+  }).join();
+  CHECK(unlocked_block != nullptr);
+  if (unlocked_block == nullptr) return;
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_STRICT) == 0);
+  std::vector<void*> filler;  // spend the budget again: the lock must fail cleanly
+  while (void* block = lockbox_malloc(32)) filler.push_back(block);
+  errno = 0;
+  CHECK(lockbox_lock(unlocked_block, 2000) == -1);
+  CHECK(errno == ENOMEM);
+  CHECK(lockbox_test::kernel_says_unlocked(unlocked_block, 2000));
+  std::thread([&] {
+    for (void* block : filler) lockbox_free(block);
+  }).join();
+  CHECK_MESSAGE(lockbox_lock(unlocked_block, 2000) == 0, "%s", lockbox_last_error());
+  CHECK(lockbox_test::kernel_says_locked(unlocked_block, 2000));
+  check_kernel_agrees();
+  CHECK(lockbox_unlock(unlocked_block, 2000) == 0);
+  lockbox_free(unlocked_block);
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) == 0);
 
   // A big unlocked block with one page written: its free zeroes what may hold data, not the
   // whole block (which would fault every page in: the process's peak would grow by 256 MiB).
