@@ -33,6 +33,9 @@
 extern "C" {
 #endif
 
+/* No lockbox call is async-signal-safe: do not allocate or free from a signal handler that
+ * may interrupt lockbox on the same thread (lockbox_memzero alone is a plain zeroing). */
+
 /* ------------------------------------------------------------------------------------------
  * Allocation
  * Every pointer is aligned to at least 16 bytes. On failure: NULL, errno (ENOMEM or EINVAL)

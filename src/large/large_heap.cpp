@@ -168,7 +168,9 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
   std::size_t evicted_count = 0;
   if (block.inherited) {
     // A forked child's copy of its parent's block (wiped by the kernel, or absent): it only
-    // goes away, as before the quarantine existed.
+    // goes away, as before the quarantine existed. Its poisoning (inherited with the
+    // sanitizer's shadow) must go too: the kernel may map the child's next block there.
+    sanitizers::unpoison(block.mapping, mapping_bytes(block));
     evicted[evicted_count++] = {key, block.mapping, mapping_bytes(block)};
   } else {
     check_and_wipe(pointer, block, operation);
