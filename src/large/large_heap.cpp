@@ -53,31 +53,10 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   block.locked = true;
   block.guarded = guarded;
   block.protection = Protection::kReadWrite;
-  void* mapping = nullptr;
-  if (int err = os::reserve(mapping_bytes(block), &mapping)) {
-    set_last_error("cannot reserve %zu bytes for a large block: mmap failed (%s)",
-                   mapping_bytes(block), std::strerror(err));
-    return nullptr;
-  }
-  block.mapping = static_cast<unsigned char*>(mapping);
-  if (int err = os::advise_secret_mapping(mapping, mapping_bytes(block), false)) {
-    os::unmap(mapping, mapping_bytes(block));
-    set_last_error("cannot prepare a large block: madvise failed (%s)", std::strerror(err));
-    return nullptr;
-  }
-  // The object ends as close to the trailing guard as its alignment allows. Only the pages it
-  // and its leading canary touch are committed: a 16 MiB alignment costs address space, not
-  // 16 MiB of locked memory.
-  unsigned char* data_start = block.mapping + kPage;
-  unsigned char* data_end = data_start + data_pages * kPage;
-  auto start =
-      reinterpret_cast<std::uintptr_t>(data_end - size) & ~(std::uintptr_t{alignment} - 1);
-  auto* pointer = reinterpret_cast<unsigned char*>(start);
-  auto before_object = static_cast<std::size_t>(pointer - data_start);
-  block.padding_pages =
-      before_object > kLeadingCanaryBytes ? (before_object - kLeadingCanaryBytes) / kPage : 0;
-  auto through_object = static_cast<std::size_t>(pointer - data_start) + (size == 0 ? 1 : size);
-  block.committed_pages = (through_object + kPage - 1) / kPage - block.padding_pages;
+  if (!reserve(block)) return nullptr;
+  void* mapping = block.mapping;
+  unsigned char* pointer = place(block, alignment);
+  auto start = reinterpret_cast<std::uintptr_t>(pointer);
   unsigned char* data = committed_start(block);
   unsigned char* end = data + committed_bytes(block);
   switch (pages::commit(budget, data, committed_bytes(block), reclaimer)) {
@@ -102,6 +81,39 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   ++stats_.live_allocations;
   stats_.in_use_bytes += size;
   stats_.reserved_bytes += mapping_bytes(block);
+  return pointer;
+}
+
+bool LargeHeap::reserve(Block& block) {
+  void* mapping = nullptr;
+  if (int err = os::reserve(mapping_bytes(block), &mapping)) {
+    set_last_error("cannot reserve %zu bytes for a large block: mmap failed (%s)",
+                   mapping_bytes(block), std::strerror(err));
+    return false;
+  }
+  if (int err = os::advise_secret_mapping(mapping, mapping_bytes(block), false)) {
+    os::unmap(mapping, mapping_bytes(block));
+    set_last_error("cannot prepare a large block: madvise failed (%s)", std::strerror(err));
+    return false;
+  }
+  block.mapping = static_cast<unsigned char*>(mapping);
+  return true;
+}
+
+unsigned char* LargeHeap::place(Block& block, std::size_t alignment) {
+  // The object ends as close to the trailing guard as its alignment allows. Only the pages it
+  // and its leading canary touch are committed: a 16 MiB alignment costs address space, not
+  // 16 MiB of locked memory.
+  unsigned char* data_start = block.mapping + kPage;
+  unsigned char* data_end = data_start + block.data_pages * kPage;
+  auto start =
+      reinterpret_cast<std::uintptr_t>(data_end - block.size) & ~(std::uintptr_t{alignment} - 1);
+  auto* pointer = reinterpret_cast<unsigned char*>(start);
+  auto before_object = static_cast<std::size_t>(pointer - data_start);
+  block.padding_pages =
+      before_object > kLeadingCanaryBytes ? (before_object - kLeadingCanaryBytes) / kPage : 0;
+  std::size_t through_object = before_object + (block.size == 0 ? 1 : block.size);
+  block.committed_pages = (through_object + kPage - 1) / kPage - block.padding_pages;
   return pointer;
 }
 

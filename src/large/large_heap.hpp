@@ -86,6 +86,11 @@ class LargeHeap {
     Protection protection;
   };
   static void zero_resident_pages(unsigned char* data, std::size_t bytes);
+  // Maps and advises a block's range (guards and data pages, all reserved). False with
+  // last_error set.
+  static bool reserve(Block& block);
+  // Where the object goes in a reserved block, and which of its pages are committed.
+  static unsigned char* place(Block& block, std::size_t alignment);
   // The live block whose committed pages hold `page`, or nullptr. Under lock_.
   Block* block_with_data_page(std::uintptr_t page);
   // The block's committed pages: from the first the object touches to the trailing guard.
