@@ -33,8 +33,19 @@
 extern "C" {
 #endif
 
-/* No lockbox call is async-signal-safe: do not allocate or free from a signal handler that
- * may interrupt lockbox on the same thread (lockbox_memzero alone is a plain zeroing). */
+/* Signal handlers. Once lockbox has started (any earlier call in the process), these are
+ * async-signal-safe, also in a handler that interrupted lockbox on the same thread:
+ *   lockbox_free, lockbox_malloc, lockbox_calloc, lockbox_realloc, lockbox_aligned_alloc,
+ *   lockbox_strdup, lockbox_strndup, lockbox_guarded_alloc, lockbox_protect,
+ *   lockbox_usable_size, lockbox_owns, lockbox_memeq, lockbox_memzero, lockbox_last_error.
+ * So a SIGTERM handler may free (and so wipe) every secret and _exit. When the handler
+ * interrupted lockbox, a freed small block is checked and zeroed at once and goes back to the
+ * cache when the interrupted call returns; an allocation gets pages of its own (a large block).
+ * No other call is async-signal-safe. lockbox_lock, lockbox_unlock, lockbox_unlock_and_zero
+ * and lockbox_get_stats, called from a handler that interrupted lockbox, print one fatal line
+ * and abort rather than deadlock; the sealed-box calls take sleeping locks and must not be
+ * called from handlers at all. Leaving a handler that interrupted lockbox with siglongjmp is
+ * not supported. The reason text of a failure is formatted with vsnprintf. */
 
 /* ------------------------------------------------------------------------------------------
  * Allocation

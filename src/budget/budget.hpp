@@ -21,6 +21,11 @@ class Budget {
 
   // Accounts `bytes` more locked memory if the limit allows; false leaves everything unchanged.
   bool try_charge_locked(std::size_t bytes);
+  // Would `bytes` more fit under the limit now? (A hint: another thread may take the room.)
+  bool has_room(std::size_t bytes) const {
+    std::size_t limit = limit_.load(std::memory_order_relaxed);
+    return bytes <= limit && locked_.load(std::memory_order_relaxed) <= limit - bytes;
+  }
   void release_locked(std::size_t bytes);
   void add_unlocked(std::size_t bytes) { unlocked_.fetch_add(bytes, std::memory_order_relaxed); }
   void release_unlocked(std::size_t bytes) {

@@ -8,23 +8,27 @@
 
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
+#include "heap/inside.hpp"
 #include "os/os.hpp"
+#include "report/report.hpp"
 #include "support/last_error.hpp"
+#include "support/metadata.hpp"
 
 namespace lockbox::heap {
-namespace {
 
-constexpr std::uintptr_t kPageMask = os::kPageSize - 1;
-
-struct PageRange {
+struct CallerLocks::PageRange {
   std::uintptr_t first;
   std::size_t count;
 
   std::uintptr_t page(std::size_t i) const { return first + i * os::kPageSize; }
   void* pointer(std::size_t i) const { return reinterpret_cast<void*>(page(i)); }
 };
+
+namespace {
+
+constexpr std::uintptr_t kPageMask = os::kPageSize - 1;
+using PageRange = CallerLocks::PageRange;
 
 // 0 and the pages of [address, address + length), or EINVAL if the range wraps.
 int pages_of(const void* address, std::size_t length, PageRange* range) {
@@ -51,7 +55,7 @@ struct CallerLocks::Plan {
     bool needs_dont_dump = false;
   };
   PageRange range;
-  std::vector<Page> pages;
+  metadata::Array<Page> pages;
   std::size_t held = 0;         // pages[0, held) had their arena page held (where one is)
   std::size_t to_lock = 0;      // bytes of foreign pages to mlock
   bool locked = false;          // they are mlocked and charged as locked
@@ -63,7 +67,40 @@ int CallerLocks::lock(const void* address, std::size_t length) {
   if (length == 0) return 0;
   Plan plan;
   if (int err = pages_of(address, length, &plan.range)) return err;
-  SpinLockGuard guard(lock_);
+  if (int err = refuse_impossible(plan.range)) return err;
+  if (inside_lockbox()) report::fatal_not_async_signal_safe("lockbox_lock");
+  enter_lockbox();
+  int err = lock_planned(plan);
+  leave_lockbox();
+  return err;
+}
+
+int CallerLocks::refuse_impossible(const PageRange& range) {
+  // Before any work in proportion to the length: a range with a hole is refused by one system
+  // call, not page by page, and one larger than the machine's memory could never be locked.
+  if (!os::is_mapped(range.pointer(0), range.count * os::kPageSize)) {
+    set_last_error("cannot lock %zu pages at %p: no memory is mapped in part of the range",
+                   range.count, range.pointer(0));
+    return ENOMEM;
+  }
+  std::size_t physical_pages = os::physical_memory_bytes() / os::kPageSize;
+  if (range.count > physical_pages) {
+    set_last_error("cannot lock %zu pages at %p: this machine has %zu pages of memory",
+                   range.count, range.pointer(0), physical_pages);
+    return ENOMEM;
+  }
+  return 0;
+}
+
+int CallerLocks::lock_planned(Plan& plan) {
+  MaskedLockGuard guard(lock_);
+  // Room for every page first: the table's entries move when it grows, and recording the
+  // lock at the end must not fail.
+  if (!table_.reserve(plan.range.count) || !plan.pages.resize(plan.range.count)) {
+    set_last_error("cannot lock %zu pages: no memory for lockbox's own bookkeeping",
+                   plan.range.count);
+    return ENOMEM;
+  }
   int err = plan_pages(plan);
   if (err == 0) err = hold_arena_pages(plan);
   if (err == 0) err = lock_foreign_pages(plan);
@@ -78,7 +115,6 @@ int CallerLocks::lock(const void* address, std::size_t length) {
 
 int CallerLocks::plan_pages(Plan& plan) {
   const PageRange& range = plan.range;
-  plan.pages.resize(range.count);
   bool any_new_foreign = false;
   for (std::size_t i = 0; i < range.count; ++i) {
     Plan::Page& step = plan.pages[i];
@@ -97,8 +133,12 @@ int CallerLocks::plan_pages(Plan& plan) {
     }
   }
   if (!any_new_foreign) return 0;
-  std::vector<os::PageInfo> kernel(range.count);
-  if (int err = os::describe_pages(range.pointer(0), range.count, kernel.data())) {
+  metadata::Array<os::PageInfo> kernel;
+  if (!kernel.resize(range.count)) {
+    set_last_error("cannot lock %zu pages: no memory for lockbox's own bookkeeping", range.count);
+    return ENOMEM;
+  }
+  if (int err = os::describe_pages(range.pointer(0), range.count, kernel.begin())) {
     set_last_error("cannot read /proc/self/smaps: %s", std::strerror(err));
     return err;
   }
@@ -243,7 +283,16 @@ int CallerLocks::unlock(void* address, std::size_t length, bool zero) {
   if (length == 0) return 0;
   PageRange range;
   if (int err = pages_of(address, length, &range)) return err;
-  SpinLockGuard guard(lock_);
+  if (inside_lockbox()) report::fatal_not_async_signal_safe("lockbox_unlock");
+  enter_lockbox();
+  int err = unlock_range(range, address, length, zero);
+  leave_lockbox();
+  return err;
+}
+
+int CallerLocks::unlock_range(const PageRange& range, void* address, std::size_t length,
+                              bool zero) {
+  MaskedLockGuard guard(lock_);
   for (std::size_t i = 0; i < range.count; ++i) {
     if (table_.find(range.page(i)) == nullptr) {
       set_last_error(
@@ -281,14 +330,14 @@ int CallerLocks::unlock(void* address, std::size_t length, bool zero) {
 }
 
 std::size_t CallerLocks::count(std::uintptr_t page) {
-  SpinLockGuard guard(lock_);
+  MaskedLockGuard guard(lock_);
   const pages::CallerLock* lock = table_.find(page);
   return lock == nullptr ? 0 : lock->count;
 }
 
 void CallerLocks::forget_range(std::uintptr_t start, std::size_t bytes) {
   if (locked_pages_.load(std::memory_order_relaxed) == 0) return;
-  SpinLockGuard guard(lock_);
+  MaskedLockGuard guard(lock_);
   table_.forget_range(start, bytes);
   locked_pages_.store(table_.page_count(), std::memory_order_relaxed);
 }

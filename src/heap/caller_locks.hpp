@@ -36,6 +36,9 @@ class CallerLocks {
         generation_(generation),
         reclaimer_(reclaimer) {}
 
+  // The whole pages a range touches.
+  struct PageRange;
+
   // 0 or an errno value, last_error set (lockbox.h says which).
   int lock(const void* address, std::size_t length);
   int unlock(void* address, std::size_t length, bool zero);
@@ -55,6 +58,10 @@ class CallerLocks {
 
  private:
   struct Plan;
+  // Huge or unmapped ranges, refused before anything in proportion to their length.
+  static int refuse_impossible(const PageRange& range);
+  int lock_planned(Plan& plan);
+  int unlock_range(const PageRange& range, void* address, std::size_t length, bool zero);
   // The steps of lock(); each records in the plan what it did, for roll_back().
   int plan_pages(Plan& plan);
   int hold_arena_pages(Plan& plan);
@@ -74,7 +81,7 @@ class CallerLocks {
   budget::Budget& budget_;
   const std::atomic<std::uint64_t>& generation_;
   pages::Reclaimer reclaimer_;
-  SpinLock lock_;
+  MaskedSpinLock lock_;
   pages::PageLockTable table_;
   std::atomic<std::size_t> locked_pages_{0};
 };

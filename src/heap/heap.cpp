@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 
+#include "heap/inside.hpp"
 #include "heap/options.hpp"
 #include "report/report.hpp"
 #include "support/random_stream.hpp"
@@ -17,8 +18,16 @@
 #include "small/slot.hpp"
 #include "support/bench_switches.hpp"
 #include "support/last_error.hpp"
+#include "support/metadata.hpp"
+#include "support/sanitizers.hpp"
 
 namespace lockbox::heap {
+
+constinit __attribute__((tls_model("initial-exec"))) thread_local std::atomic<std::uint32_t>
+    t_inside{0};
+constinit __attribute__((tls_model("initial-exec"))) thread_local std::atomic<DeferredSlot*>
+    t_deferred{nullptr};
+
 namespace {
 
 alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
@@ -48,8 +57,11 @@ ThreadCacheOwner::~ThreadCacheOwner() {
 
 // Hands a random eligible slot of a bin that has one to the application, and counts it. The
 // caller saw random bytes left in the cache's stream.
-void* hand_out_cached(ThreadCache& cache, std::size_t class_index, std::size_t size,
-                      report::Operation operation) {
+// Inlined: the fast path leaves lockbox after it, so it cannot be a tail call any more.
+__attribute__((always_inline)) inline void* hand_out_cached(ThreadCache& cache,
+                                                            std::size_t class_index,
+                                                            std::size_t size,
+                                                            report::Operation operation) {
   ThreadCache::Bin& bin = cache.bins[class_index];
   std::uint32_t pick = bench_switches::kNoRandom ? 0
                       : static_cast<std::uint32_t>(cache.random.below_buffered(bin.eligible()));
@@ -85,6 +97,9 @@ Heap::Heap() {
   budget_.set_policy(options::policy_from_environment());
   secretmem_pool_.set_backend(options::backend_from_environment());
   if (!registry_.initialise()) report::fatal_os_failure("mmap (arena registry)", nullptr);
+  // Without membarrier (a seccomp filter may refuse it) other threads' caches are emptied only
+  // when those threads next visit a shard, as the reclaim epoch asks.
+  process_barrier_ = os::register_process_barrier();
   // Without these handlers a fork could copy a held lock into the child: fail closed.
   if (::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent,
                        &Heap::after_fork_in_child) != 0) {
@@ -95,10 +110,14 @@ Heap::Heap() {
 ThreadCache* Heap::thread_cache() {
   if (t_cache != nullptr) return t_cache;
   if (t_cache_gone) return nullptr;
-  auto* cache = new ThreadCache;
+  // On lockbox's own memory: the C library's malloc may be what a signal handler interrupted.
+  void* memory = metadata::map(sizeof(ThreadCache));
+  if (memory == nullptr) return nullptr;  // served from the shards, as at thread exit
+  auto* cache = new (memory) ThreadCache;
   cache->shard_index = next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
+  cache->inside = &t_inside;
   {
-    SpinLockGuard guard(caches_lock_);
+    MaskedLockGuard guard(caches_lock_);
     cache->next = caches_;
     if (caches_ != nullptr) caches_->prev = cache;
     caches_ = cache;
@@ -111,8 +130,11 @@ ThreadCache* Heap::thread_cache() {
 
 void Heap::retire_thread_cache(ThreadCache* cache) {
   Heap& heap = instance();
+  enter_lockbox();
+  heap.wait_while_drained(*cache);
   heap.flush_all(*cache);
-  SpinLockGuard guard(heap.caches_lock_);
+  leave_lockbox();
+  MaskedLockGuard guard(heap.caches_lock_);
   heap.retired_objects_.fetch_add(cache->live_objects.load(std::memory_order_relaxed),
                                   std::memory_order_relaxed);
   heap.retired_bytes_.fetch_add(cache->live_bytes.load(std::memory_order_relaxed),
@@ -123,10 +145,12 @@ void Heap::retire_thread_cache(ThreadCache* cache) {
     heap.caches_ = cache->next;
   }
   if (cache->next != nullptr) cache->next->prev = cache->prev;
-  delete cache;
+  cache->~ThreadCache();
+  metadata::unmap(cache, sizeof(ThreadCache));
 }
 
-void Heap::flush(ThreadCache::Bin& bin, std::size_t count) {
+void Heap::flush(ThreadCache& cache, std::size_t class_index, std::size_t count) {
+  ThreadCache::Bin& bin = cache.bins[class_index];
   // The oldest first, so the quarantine (the newest) is the last to go. One lock for each
   // stretch of slots from the same shard (usually the whole batch).
   small::Shard* held = nullptr;
@@ -145,13 +169,14 @@ void Heap::flush(ThreadCache::Bin& bin, std::size_t count) {
   if (static_cast<std::int32_t>(bin.tail - bin.ready.load(std::memory_order_relaxed)) > 0) {
     bin.ready.store(bin.tail, std::memory_order_relaxed);
   }
+  cache.count_cached(class_index, -static_cast<std::int64_t>(count));
 }
 
 bool Heap::flush_all(ThreadCache& cache) {
   bool flushed = false;
-  for (auto& bin : cache.bins) {
-    flushed |= bin.held() != 0;
-    flush(bin, bin.held());
+  for (std::size_t c = 0; c < small::kClassCount; ++c) {
+    flushed |= cache.bins[c].held() != 0;
+    flush(cache, c, cache.bins[c].held());
   }
   cache.reclaim_epoch = reclaim_epoch_.load(std::memory_order_relaxed);
   return flushed;
@@ -159,9 +184,102 @@ bool Heap::flush_all(ThreadCache& cache) {
 
 bool Heap::give_back_for_budget(ThreadCache* cache) {
   // The slots a thread keeps cached or quarantined pin locked pages: this thread's go back
-  // now, every other thread's at its next visit to a shard.
+  // now, and so do every other thread's (drain_other_caches); without membarrier, theirs go
+  // back at their next visit to a shard, when they see the epoch move.
   reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
-  return cache != nullptr && flush_all(*cache);
+  bool gave_back = cache != nullptr && flush_all(*cache);
+  // Outside lockbox while it waits for the others: two threads that run out of budget at once
+  // must not each wait for the other to leave.
+  leave_lockbox();
+  gave_back |= drain_other_caches(cache);
+  enter_lockbox();
+  if (cache != nullptr) wait_while_drained(*cache);
+  return gave_back;
+}
+
+bool Heap::drain_other_caches(const ThreadCache* own) {
+  if (!process_barrier_) return false;
+  MaskedLockGuard guard(caches_lock_);
+  bool any_other = false;
+  for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {
+    if (cache == own) continue;
+    cache->drain_requested.store(1, std::memory_order_relaxed);
+    any_other = true;
+  }
+  if (!any_other) return false;
+  // Dekker's handshake with each owner, whose side is a plain store (inside = 1) and a plain
+  // load (drain_requested): the barrier runs a full fence on every thread of the process, so
+  // either the owner's store is visible below, or its next load sees the request and it waits.
+  bool barrier = os::process_barrier() == 0;
+  bool gave_back = false;
+  for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {
+    if (cache == own) continue;
+    if (barrier) {
+      // The owner finishes the call it is in (a short one: it waits for nothing this thread
+      // holds), then stays out until the request is withdrawn.
+      while (cache->inside->load(std::memory_order_acquire) != 0) os::yield_cpu();
+      gave_back |= flush_all(*cache);
+    }
+    cache->drain_requested.store(0, std::memory_order_release);
+  }
+  return gave_back;
+}
+
+void Heap::wait_while_drained(ThreadCache& cache) {
+  while (cache.drain_requested.load(std::memory_order_acquire) != 0) [[unlikely]] {
+    leave_lockbox();
+    while (cache.drain_requested.load(std::memory_order_acquire) != 0) os::yield_cpu();
+    enter_lockbox();
+  }
+}
+
+void Heap::leave_and_give_back_deferred(bool was_inside) {
+  leave_lockbox();
+  if (!was_inside && t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+    give_back_deferred();
+}
+
+void Heap::give_back_deferred() {
+  enter_lockbox();
+  ThreadCache* cache = t_cache;
+  if (cache != nullptr) wait_while_drained(*cache);
+  // A handler may free more while this runs: take the list again until it stays empty.
+  while (DeferredSlot* slot = t_deferred.exchange(nullptr, std::memory_order_acquire)) {
+    while (slot != nullptr) {
+      DeferredSlot* next = slot->next;
+      std::size_t requested = slot->requested;
+      auto* pointer = reinterpret_cast<unsigned char*>(slot);
+      std::memset(pointer, 0, sizeof(DeferredSlot));
+      small::Arena* arena = registry_.find(pointer);
+      std::size_t class_index = small::slot_class(
+          small::slot_word_for(*arena, pointer)->load(std::memory_order_relaxed));
+      sanitizers::poison(pointer, small::kSlotSizes[class_index]);
+      keep_freed_slot(cache, *arena, pointer, {class_index, requested});
+      slot = next;
+    }
+  }
+  leave_lockbox();
+}
+
+void Heap::free_small_in_handler(small::Arena& arena, void* pointer,
+                                 report::Operation operation) {
+  if (is_inherited(arena)) {
+    // The child never allocates from its parent's arenas: marking the slot free is the whole
+    // of it (a second free is still a double free).
+    small::retire_inherited_slot(arena, pointer, operation);
+    return;
+  }
+  // Checked, zeroed and marked cached now, so the secret is gone when the handler returns;
+  // the slot itself waits for the interrupted call to return.
+  small::FreedSlot freed = small::take_back(arena, pointer, operation);
+  auto* slot = static_cast<DeferredSlot*>(pointer);
+  sanitizers::unpoison(slot, sizeof(DeferredSlot));
+  slot->requested = freed.requested;
+  DeferredSlot* head = t_deferred.load(std::memory_order_relaxed);
+  do {
+    slot->next = head;
+  } while (!t_deferred.compare_exchange_weak(head, slot, std::memory_order_release,
+                                             std::memory_order_relaxed));
 }
 
 void Heap::answer_reclaim(ThreadCache& cache) {
@@ -173,60 +291,108 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
   answer_reclaim(cache);
   ThreadCache::Bin& bin = cache.bins[class_index];
   std::size_t wanted = ThreadCache::batch(class_index);
+  // Close to the limit, the cache takes only what its share allows.
+  if (close_to_limit()) {
+    std::size_t room = cache.room_for(class_index, cache_share());
+    if (room < wanted) wanted = room > 0 ? room : 1;
+  }
   small::CachedSlot fresh[ThreadCache::kRingSlots];
-  std::size_t taken = 0;
-  small::Shard& shard = shards_[cache.shard_index];
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    {
-      ReclaimContext context{shards_, cache.shard_index, &budget_};
-      SpinLockGuard guard(shard.lock());
-      taken = shard.take_slots(class_index, wanted, fresh,
-                               generation_.load(std::memory_order_relaxed), cache.shard_index,
-                               registry_, budget_,
-                               pages::Reclaimer{&Heap::reclaim_from_shards, &context},
-                               &secretmem_pool_);
-    }
-    if (taken != 0 || !give_back_for_budget(&cache)) break;
+  std::size_t taken = take_from_shard(cache.shard_index, class_index, wanted, fresh);
+  if (taken == 0 && give_back_for_budget(&cache)) {
+    taken = take_from_shard(cache.shard_index, class_index, wanted, fresh);
+  }
+  // Still nothing: the budget is spent, but another shard may have free slots of this class
+  // on pages it holds locked already. Without this, every shard in use would need its own
+  // locked pages for every class, and the limit a program needs would grow with its threads.
+  for (std::uint32_t step = 1; taken == 0 && step < kShards; ++step) {
+    taken = take_from_shard((cache.shard_index + step) % kShards, class_index, wanted, fresh);
   }
   for (std::size_t i = 0; i < taken; ++i) bin.push_fresh(fresh[i]);
+  cache.count_cached(class_index, static_cast<std::int64_t>(taken));
   return taken != 0;
+}
+
+std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
+                                  std::size_t wanted, small::CachedSlot* out) {
+  ReclaimContext context{shards_, index, &budget_};
+  small::Shard& shard = shards_[index];
+  SpinLockGuard guard(shard.lock());
+  return shard.take_slots(class_index, wanted, out, generation_.load(std::memory_order_relaxed),
+                          index, registry_, budget_,
+                          pages::Reclaimer{&Heap::reclaim_from_shards, &context},
+                          &secretmem_pool_);
 }
 
 // The fast paths: a key-sized slot from, or to, a thread cache that has one, or room for one.
 // They call nothing that returns (only the fatal reports), so they save no registers and set up
 // no frame; everything else goes to the general paths below, by a tail call.
+// Each enters lockbox (inside.hpp) before it reads its cache: a thread that runs out of budget
+// may be emptying it, and a signal handler that calls lockbox while the thread is inside must
+// not touch it. Either case goes to the general paths.
 void* Heap::allocate_small(std::size_t size, std::size_t class_index,
                            report::Operation operation) {
   ThreadCache* cache = t_cache;
-  if (cache == nullptr || class_index >= small::kKeySizedClasses ||
-      cache->bins[class_index].eligible() == 0 || cache->random.remaining() == 0) [[unlikely]]
+  if (cache == nullptr || class_index >= small::kKeySizedClasses || inside_lockbox()) [[unlikely]]
     return allocate_small_general(size, class_index, operation);
+  enter_lockbox();
+  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
+      cache->bins[class_index].eligible() == 0 || cache->random.remaining() == 0) [[unlikely]] {
+    leave_lockbox();
+    return allocate_small_general(size, class_index, operation);
+  }
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
-  return hand_out_cached(*cache, class_index, size, operation);
+  void* pointer = hand_out_cached(*cache, class_index, size, operation);
+  leave_lockbox();
+  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+    return give_back_deferred_then(pointer);
+  return pointer;
 }
 
 void Heap::free_small(small::Arena& arena, void* pointer, report::Operation operation) {
   ThreadCache* cache = t_cache;
   std::atomic<small::SlotWord>* slot = small::slot_word_for(arena, pointer);
-  if (cache == nullptr || slot == nullptr || is_inherited(arena)) [[unlikely]]
+  if (cache == nullptr || slot == nullptr || is_inherited(arena) || inside_lockbox()) [[unlikely]]
     return free_small_general(arena, pointer, operation);
+  enter_lockbox();
   small::SlotWord word = slot->load(std::memory_order_relaxed);
   std::size_t class_index = small::slot_class(word);
-  if (class_index >= small::kKeySizedClasses ||
-      cache->bins[class_index].held() == ThreadCache::limit(class_index)) [[unlikely]]
+  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
+      class_index >= small::kKeySizedClasses ||
+      cache->bins[class_index].held() == ThreadCache::limit(class_index)) [[unlikely]] {
+    leave_lockbox();
     return free_small_general(arena, pointer, operation);
+  }
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
   small::FreedSlot freed = small::take_back(pointer, *slot, word, operation);
   cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   cache->bins[class_index].push_freed(static_cast<unsigned char*>(pointer), &arena,
                                       ThreadCache::quarantine(class_index));
+  leave_lockbox();
+  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
+}
+
+__attribute__((noinline)) void* Heap::give_back_deferred_then(void* pointer) {
+  give_back_deferred();
+  return pointer;
 }
 
 void* Heap::allocate_small_general(std::size_t size, std::size_t class_index,
                                    report::Operation operation) {
+  // In a handler that interrupted this thread inside lockbox: a block of its own, from the
+  // large heap, whose locks no handler interrupts.
+  if (inside_lockbox()) return allocate_large(size, kMinAlignment, false, true);
+  enter_lockbox();
+  void* pointer = allocate_small_entered(size, class_index, operation);
+  leave_and_give_back_deferred(false);
+  return pointer;
+}
+
+void* Heap::allocate_small_entered(std::size_t size, std::size_t class_index,
+                                   report::Operation operation) {
   ThreadCache* cache = thread_cache();
   if (cache == nullptr) {
-    // A thread in its last TLS destructors: take the shard lock for this one allocation.
+    // A thread in its last TLS destructors, or no memory for a cache: take the shard lock for
+    // this one allocation.
     std::uint32_t index = 0;
     ReclaimContext context{shards_, index, &budget_};
     SpinLockGuard guard(shards_[index].lock());
@@ -239,26 +405,40 @@ void* Heap::allocate_small_general(std::size_t size, std::size_t class_index,
     retired_bytes_.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
     return pointer;
   }
+  wait_while_drained(*cache);
   if (cache->bins[class_index].eligible() == 0 && !refill(*cache, class_index)) return nullptr;
   if (cache->random.remaining() == 0) cache->random.refill();
+  cache->count_cached(class_index, -1);
   return hand_out_cached(*cache, class_index, size, operation);
 }
 
 void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operation operation) {
+  if (inside_lockbox()) return free_small_in_handler(arena, pointer, operation);
+  enter_lockbox();
   ThreadCache* cache = thread_cache();
-  if (is_inherited(arena) || cache == nullptr) {
+  if (cache != nullptr) wait_while_drained(*cache);
+  if (is_inherited(arena)) {
     small::Shard& shard = shards_[arena.shard_index];
     SpinLockGuard guard(shard.lock());
-    if (is_inherited(arena)) {
-      shard.free_inherited(arena, pointer, operation);
-      return;
-    }
-    std::size_t size = shard.free(arena, pointer, budget_, operation);
+    shard.free_inherited(arena, pointer, operation);
+  } else {
+    keep_freed_slot(cache, arena, pointer, small::take_back(arena, pointer, operation));
+  }
+  leave_and_give_back_deferred(false);
+}
+
+void Heap::keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
+                           small::FreedSlot freed) {
+  if (cache == nullptr) {
+    // No cache (a thread in its last TLS destructors): the slot goes straight back to its run.
+    small::Shard& shard = shards_[arena.shard_index];
+    SpinLockGuard guard(shard.lock());
+    shard.return_slot({static_cast<unsigned char*>(pointer), &arena}, budget_);
     retired_objects_.fetch_sub(1, std::memory_order_relaxed);
-    retired_bytes_.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+    retired_bytes_.fetch_sub(static_cast<std::int64_t>(freed.requested),
+                             std::memory_order_relaxed);
     return;
   }
-  small::FreedSlot freed = small::take_back(arena, pointer, operation);
   cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   ThreadCache::Bin& bin = cache->bins[freed.class_index];
   if (bin.held() == ThreadCache::limit(freed.class_index)) [[unlikely]] {
@@ -266,11 +446,37 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
     // Still full: the oldest half of the eligible slots go back to their runs. A full bin has
     // at least eligible_limit() eligible slots, so the quarantine stays whole.
     if (bin.held() == ThreadCache::limit(freed.class_index)) {
-      flush(bin, ThreadCache::batch(freed.class_index));
+      flush(*cache, freed.class_index, ThreadCache::batch(freed.class_index));
     }
   }
   bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
                  ThreadCache::quarantine(freed.class_index));
+  cache->count_cached(freed.class_index, 1);
+  if (cache->cached_bytes > cache_share() && close_to_limit()) [[unlikely]]
+    shrink_to_share(*cache);
+}
+
+bool Heap::close_to_limit() const {
+  // BEST_EFFORT never fails an allocation for the limit: its caches stay whole.
+  return budget_.policy() == budget::Policy::kStrict && !budget_.has_room(cache_share());
+}
+
+std::size_t Heap::cache_share() const {
+  std::size_t limit = budget_.limit();
+  return limit == SIZE_MAX ? SIZE_MAX : limit / kCacheShareOfLimit;
+}
+
+void Heap::shrink_to_share(ThreadCache& cache) {
+  // The biggest slots first, the oldest of each (the quarantine last), down to half the share
+  // so that the next frees do not come straight back here.
+  std::size_t target = cache_share() / 2;
+  for (std::size_t c = small::kClassCount; c-- > small::kKeySizedClasses;) {
+    if (cache.cached_bytes <= target) break;
+    std::size_t over = (cache.cached_bytes - target + small::kSlotSizes[c] - 1) /
+                       small::kSlotSizes[c];
+    std::size_t held = cache.bins[c].held();
+    flush(cache, c, over < held ? over : held);
+  }
 }
 
 bool Heap::reclaim_from_shards(void* context) {
@@ -296,19 +502,24 @@ void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation 
           ? (size <= small::kMaxSmallRequest ? small::class_for_request(size) : small::kClassCount)
           : (alignment <= os::kPageSize ? small::class_for_aligned_request(size, alignment)
                                         : small::kClassCount);
-  void* pointer = class_index < small::kClassCount
-                      ? allocate_small(size, class_index, operation)
-                      : allocate_large(size, alignment, false);
+  if (class_index < small::kClassCount) return allocate_small(size, class_index, operation);
+  bool was_inside = enter_lockbox();
+  void* pointer = allocate_large(size, alignment, false, was_inside);
+  leave_and_give_back_deferred(was_inside);
   return pointer;
 }
 
-void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded) {
+void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded,
+                           bool in_handler) {
   for (int attempt = 0;; ++attempt) {
     ReclaimContext context{shards_, kShards, &budget_};
     void* pointer = large_.allocate(size, alignment, budget_,
                                     pages::Reclaimer{&Heap::reclaim_from_shards, &context},
                                     guarded);
-    if (pointer != nullptr || attempt == 1 || !give_back_for_budget(t_cache)) return pointer;
+    // A handler must not touch the caches the interrupted call may be changing.
+    if (pointer != nullptr || attempt == 1 || in_handler || !give_back_for_budget(t_cache)) {
+      return pointer;
+    }
   }
 }
 
@@ -317,46 +528,58 @@ void Heap::free(void* pointer, report::Operation operation) {
     free_small(*arena, pointer, operation);
     return;
   }
+  // The large heap's and the caller-lock table's locks are masked: a handler may take them.
+  bool was_inside = enter_lockbox();
   std::uintptr_t mapping = 0;
   std::size_t mapping_bytes = 0;
   switch (large_.free(pointer, budget_, operation, &mapping, &mapping_bytes)) {
     case large::LargeHeap::FreeResult::kFreed:
       caller_locks_.forget_range(mapping, mapping_bytes);
-      return;
+      break;
     case large::LargeHeap::FreeResult::kDoubleFree:
       report::fatal_double_free(operation, pointer);
     case large::LargeHeap::FreeResult::kNotAllocated:
       report::fatal_invalid_pointer(operation, pointer);
   }
+  leave_and_give_back_deferred(was_inside);
 }
 
 std::size_t Heap::usable_size(const void* pointer, report::Operation operation) {
   if (small::Arena* arena = registry_.find(pointer)) {
     small::Shard& shard = shards_[arena->shard_index];
-    SpinLockGuard guard(shard.lock());
-    return shard.usable_size(*arena, pointer, operation);
+    // A live slot's word says its size without the lock; a handler cannot take it.
+    if (inside_lockbox()) return shard.usable_size(*arena, pointer, operation);
+    bool was_inside = enter_lockbox();
+    std::size_t size;
+    {
+      SpinLockGuard guard(shard.lock());
+      size = shard.usable_size(*arena, pointer, operation);
+    }
+    leave_and_give_back_deferred(was_inside);
+    return size;
   }
   std::size_t size = 0;
   if (!large_.usable_size(pointer, &size)) report::fatal_invalid_pointer(operation, pointer);
   return size;
 }
 
-bool Heap::owns(const void* pointer) {
-  if (small::Arena* arena = registry_.find(pointer)) {
-    small::Shard& shard = shards_[arena->shard_index];
-    SpinLockGuard guard(shard.lock());
-    return shard.owns(*arena, pointer);
-  }
-  std::size_t size = 0;
-  return large_.usable_size(pointer, &size);
-}
+bool Heap::owns(const void* pointer) { return ownership(pointer) == Ownership::kLive; }
 
 Heap::Ownership Heap::ownership(const void* pointer) {
   if (small::Arena* arena = registry_.find(pointer)) {
     if (is_inherited(*arena)) return Ownership::kInherited;
     small::Shard& shard = shards_[arena->shard_index];
-    SpinLockGuard guard(shard.lock());
-    return shard.owns(*arena, pointer) ? Ownership::kLive : Ownership::kNotOwned;
+    if (inside_lockbox()) {
+      return shard.owns(*arena, pointer) ? Ownership::kLive : Ownership::kNotOwned;
+    }
+    bool was_inside = enter_lockbox();
+    bool live;
+    {
+      SpinLockGuard guard(shard.lock());
+      live = shard.owns(*arena, pointer);
+    }
+    leave_and_give_back_deferred(was_inside);
+    return live ? Ownership::kLive : Ownership::kNotOwned;
   }
   return large_.ownership(pointer);
 }
@@ -369,7 +592,12 @@ bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
   return shard.range_reads_zero(*arena, pointer, length);
 }
 
-void* Heap::allocate_guarded(std::size_t size) { return allocate_large(size, kMinAlignment, true); }
+void* Heap::allocate_guarded(std::size_t size) {
+  bool was_inside = enter_lockbox();
+  void* secret = allocate_large(size, kMinAlignment, true, was_inside);
+  leave_and_give_back_deferred(was_inside);
+  return secret;
+}
 
 void* Heap::reallocate(void* pointer, std::size_t size) {
   constexpr auto kRealloc = report::Operation::kRealloc;
@@ -385,16 +613,21 @@ void* Heap::reallocate(void* pointer, std::size_t size) {
 }
 
 Stats Heap::stats() {
+  if (inside_lockbox()) report::fatal_not_async_signal_safe("lockbox_get_stats");
   small::ShardStats small_stats;
+  enter_lockbox();
   for (auto& shard : shards_) {
     SpinLockGuard guard(shard.lock());
     shard.add_stats(small_stats);
   }
+  // Outside again for the list of caches: a thread that empties caches holds that lock while
+  // it waits for every other thread to be outside.
+  leave_and_give_back_deferred(false);
   std::int64_t small_objects = retired_objects_.load(std::memory_order_relaxed);
   std::int64_t small_bytes = retired_bytes_.load(std::memory_order_relaxed);
   std::size_t quarantined_bytes = 0;
   {
-    SpinLockGuard guard(caches_lock_);
+    MaskedLockGuard guard(caches_lock_);
     for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {
       small_objects += cache->live_objects.load(std::memory_order_relaxed);
       small_bytes += cache->live_bytes.load(std::memory_order_relaxed);
@@ -424,6 +657,8 @@ Stats Heap::stats() {
 
 void Heap::before_fork() {
   Heap& heap = instance();
+  // No handler may run between here and the child's reset: it could find a lock held.
+  os::block_signals(&heap.fork_signal_mask_);
   heap.caller_locks_.lock_for_fork();
   heap.caches_lock_.lock();
   for (auto& shard : heap.shards_) shard.lock().lock();
@@ -436,6 +671,7 @@ void Heap::after_fork_in_parent() {
   for (auto& shard : heap.shards_) shard.lock().unlock();
   heap.caches_lock_.unlock();
   heap.caller_locks_.unlock_after_fork();
+  os::restore_signals(heap.fork_signal_mask_);
 }
 
 void Heap::after_fork_in_child() {
@@ -467,6 +703,8 @@ void Heap::after_fork_in_child() {
       bin.head.store(0, std::memory_order_relaxed);
     }
     cache->random.forget();
+    cache->cached_bytes = 0;
+    cache->drain_requested.store(0, std::memory_order_relaxed);
     cache->live_objects.store(0, std::memory_order_relaxed);
     cache->live_bytes.store(0, std::memory_order_relaxed);
     cache->next = cache->prev = nullptr;
@@ -477,6 +715,9 @@ void Heap::after_fork_in_child() {
   // to lock and unlock until it calls mlockall itself (and lockbox_set_mlockall, or lockbox
   // notices MCL_FUTURE again).
   pages::set_mlockall_active(false);
+  // membarrier's registration belongs to the parent's address space.
+  heap.process_barrier_ = os::register_process_barrier();
+  os::restore_signals(heap.fork_signal_mask_);
 }
 
 }  // namespace lockbox::heap

@@ -3,7 +3,8 @@
 // one of these locks takes only locks further down the list:
 //   1. sealed/'s rekey lock, then a box's mutex (sealed boxes call into the heap holding them)
 //   2. the caller-lock table's lock
-//   3. the thread-cache list's lock
+//   3. the thread-cache list's lock (held, by a thread that ran out of budget, while it waits
+//      for each other thread to leave lockbox: no thread inside lockbox waits for this lock)
 //   4. a shard's lock (stats and fork take every shard's, in index order; a reclaim that holds
 //      one only try_locks the others)
 //   5. the large heap's lock
@@ -19,6 +20,7 @@
 
 #include "budget/budget.hpp"
 #include "heap/caller_locks.hpp"
+#include "heap/inside.hpp"
 #include "large/large_heap.hpp"
 #include "heap/thread_cache.hpp"
 #include "pages/secretmem_pool.hpp"
@@ -108,21 +110,51 @@ class Heap {
   void* allocate_small(std::size_t size, std::size_t class_index, report::Operation operation);
   void* allocate_small_general(std::size_t size, std::size_t class_index,
                                report::Operation operation);
+  void* allocate_small_entered(std::size_t size, std::size_t class_index,
+                               report::Operation operation);
   void free_small(small::Arena& arena, void* pointer, report::Operation operation);
   void free_small_general(small::Arena& arena, void* pointer, report::Operation operation);
-  // A large block or guarded secret; over budget, this thread's cache is emptied and it tries
-  // once more.
-  void* allocate_large(std::size_t size, std::size_t alignment, bool guarded);
+  // A signal handler's free on a thread that was inside lockbox: the slot is checked and
+  // zeroed now and waits in t_deferred for the interrupted call to return.
+  void free_small_in_handler(small::Arena& arena, void* pointer, report::Operation operation);
+  // A freed slot (checked and zeroed) joins this thread's cache, or its run when there is none.
+  void keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
+                       small::FreedSlot freed);
+  // Leaves lockbox; the outermost call then gives back what handlers freed meanwhile.
+  void leave_and_give_back_deferred(bool was_inside);
+  void give_back_deferred();
+  void* give_back_deferred_then(void* pointer);
+  // A large block or guarded secret; over budget, this thread's cache is emptied, and every
+  // other thread's, and it tries once more (not in a handler: it may not touch the caches).
+  void* allocate_large(std::size_t size, std::size_t alignment, bool guarded, bool in_handler);
   // This thread's cache, created on first use; nullptr once the thread is being torn down.
   ThreadCache* thread_cache();
   bool refill(ThreadCache& cache, std::size_t class_index);
+  // Up to `wanted` slots of the class from shard `index`, under its lock; how many.
+  std::size_t take_from_shard(std::uint32_t index, std::size_t class_index, std::size_t wanted,
+                              small::CachedSlot* out);
   // Gives the oldest `count` slots of a bin back to their shards.
-  void flush(ThreadCache::Bin& bin, std::size_t count);
+  void flush(ThreadCache& cache, std::size_t class_index, std::size_t count);
+  // The bytes of slots above the key sizes that one thread's cache may hold while the budget
+  // has less than that left: a share of RLIMIT_MEMLOCK, so that close to a small limit many
+  // threads' caches cannot hold it all between them (README, "RLIMIT_MEMLOCK and threads").
+  // Without a limit, no bound beyond the bins' own.
+  static constexpr std::size_t kCacheShareOfLimit = 16;
+  std::size_t cache_share() const;
+  // STRICT, with less than a cache's share of the budget left.
+  bool close_to_limit() const;
+  void shrink_to_share(ThreadCache& cache);
   // Every slot of the cache, quarantined or not; true if there was any.
   bool flush_all(ThreadCache& cache);
-  // Out of budget: empties `cache` (may be null) and asks every other thread to empty its own;
-  // true if anything went back, so that trying again may succeed.
+  // Out of budget: empties `cache` (may be null) and every other thread's cache; true if
+  // anything went back, so that trying again may succeed. Called inside lockbox, never from a
+  // handler.
   bool give_back_for_budget(ThreadCache* cache);
+  // Empties every cache but `own`, each once its thread is outside lockbox. False without
+  // membarrier (then the reclaim epoch asks the threads instead).
+  bool drain_other_caches(const ThreadCache* own);
+  // Inside lockbox: while another thread is emptying `cache`, step outside and wait.
+  void wait_while_drained(ThreadCache& cache);
   // Another thread ran out of budget since this cache last looked: empty it.
   void answer_reclaim(ThreadCache& cache);
   bool is_inherited(const small::Arena& arena) const {
@@ -150,7 +182,9 @@ class Heap {
   // Moved by a thread that ran out of budget; every cache empties itself when it sees it move.
   std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};
-  SpinLock caches_lock_;
+  MaskedSpinLock caches_lock_;
+  bool process_barrier_ = false;  // membarrier is there: drain_other_caches can work
+  os::SignalMask fork_signal_mask_;
   ThreadCache* caches_ = nullptr;
   // Objects and bytes counted by threads that have exited (or had no cache).
   std::atomic<std::int64_t> retired_objects_{0};

@@ -114,7 +114,22 @@ struct alignas(kCacheLine) ThreadCache {
     live_bytes.store(live_bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   }
 
+  // Bytes of the slots held in the bins above the key sizes (the fast paths' classes are left
+  // out: they hold a few KiB at most, and the fast paths stay as they are).
+  void count_cached(std::size_t class_index, std::int64_t slots) {
+    if (class_index >= small::kKeySizedClasses) {
+      cached_bytes += static_cast<std::size_t>(slots * static_cast<std::int64_t>(
+                                                           small::kSlotSizes[class_index]));
+    }
+  }
+  // How many more slots of the class fit in `share` bytes (any number for the key sizes).
+  std::size_t room_for(std::size_t class_index, std::size_t share) const {
+    if (class_index < small::kKeySizedClasses || share == SIZE_MAX) return SIZE_MAX;
+    return share > cached_bytes ? (share - cached_bytes) / small::kSlotSizes[class_index] : 0;
+  }
+
   Bin bins[small::kClassCount];
+  std::size_t cached_bytes = 0;
   RandomStream random;  // which eligible slot goes out next
   std::atomic<std::int64_t> live_objects{0};
   std::atomic<std::int64_t> live_bytes{0};
@@ -122,6 +137,10 @@ struct alignas(kCacheLine) ThreadCache {
   // the epoch moved, and this thread empties its quarantine at its next visit to a shard.
   std::uint64_t reclaim_epoch = 0;
   std::uint32_t shard_index = 0;
+  // The owner's t_inside (heap/inside.hpp), and another thread's request to empty this cache:
+  // the owner checks it each time it enters lockbox and stays out until it is withdrawn.
+  std::atomic<std::uint32_t>* inside = nullptr;
+  std::atomic<std::uint32_t> drain_requested{0};
   ThreadCache* next = nullptr;  // every live thread's cache, for stats and fork
   ThreadCache* prev = nullptr;
 };

@@ -69,19 +69,31 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
       os::unmap(mapping, mapping_bytes(block));
       return nullptr;
   }
-  SpinLockGuard guard(lock_);
-  block.canary = random_.next64();
-  canary::write_span(pointer, size, static_cast<std::size_t>(end - pointer), block.canary,
-                     FirstByte::kZero);
-  LeadingSpan lead = leading_span(data, pointer);
-  canary::write_span(data, lead.from, lead.to, block.canary, FirstByte::kRandom);
-  sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
-  sanitizers::poison(data + lead.from, lead.to - lead.from);
-  blocks_.emplace(start, block);
-  ++stats_.live_allocations;
-  stats_.in_use_bytes += size;
-  stats_.reserved_bytes += mapping_bytes(block);
-  return pointer;
+  {
+    MaskedLockGuard guard(lock_);
+    block.canary = random_.next64();
+    canary::write_span(pointer, size, static_cast<std::size_t>(end - pointer), block.canary,
+                       FirstByte::kZero);
+    LeadingSpan lead = leading_span(data, pointer);
+    canary::write_span(data, lead.from, lead.to, block.canary, FirstByte::kRandom);
+    if (blocks_.insert(start, block)) {
+      sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
+      sanitizers::poison(data + lead.from, lead.to - lead.from);
+      ++stats_.live_allocations;
+      stats_.in_use_bytes += size;
+      stats_.reserved_bytes += mapping_bytes(block);
+      return pointer;
+    }
+  }
+  // No memory for the table's entry: the block goes back as it came. As in free(), a refusal
+  // on its own mapping is a state lockbox cannot explain.
+  if (!pages::release(budget, data, committed_bytes(block), block.locked,
+                      pages::mlockall_active())) {
+    report::fatal_os_failure("munlock or mprotect", data);
+  }
+  os::unmap(mapping, mapping_bytes(block));
+  set_last_error("cannot allocate %zu bytes: no memory for lockbox's own bookkeeping", size);
+  return nullptr;
 }
 
 bool LargeHeap::reserve(Block& block) {
@@ -166,15 +178,15 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
   auto key = reinterpret_cast<std::uintptr_t>(pointer);
   Block block;
   {
-    SpinLockGuard guard(lock_);
-    auto found = blocks_.find(key);
-    if (found == blocks_.end()) {
+    MaskedLockGuard guard(lock_);
+    Block* found = blocks_.find(key);
+    if (found == nullptr) {
       return in_quarantine(key) ? FreeResult::kDoubleFree : FreeResult::kNotAllocated;
     }
     // Of two threads freeing one block at once, the second sees this and reports it.
-    if (found->second.freeing) return FreeResult::kDoubleFree;
-    found->second.freeing = true;
-    block = found->second;
+    if (found->freeing) return FreeResult::kDoubleFree;
+    found->freeing = true;
+    block = *found;
   }
   QuarantinedBlock evicted[kQuarantineBlocks];
   std::size_t evicted_count = 0;
@@ -197,7 +209,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     sanitizers::unpoison(block.mapping, mapping_bytes(block));
   }
   {
-    SpinLockGuard guard(lock_);
+    MaskedLockGuard guard(lock_);
     blocks_.erase(key);
     if (!block.inherited) {
       --stats_.live_allocations;
@@ -243,13 +255,13 @@ bool LargeHeap::in_quarantine(std::uintptr_t pointer) const {
 }
 
 int LargeHeap::protect(void* pointer, Protection protection) {
-  SpinLockGuard guard(lock_);
-  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-  if (found == blocks_.end() || !found->second.guarded || found->second.freeing) {
+  MaskedLockGuard guard(lock_);
+  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  if (found == nullptr || !found->guarded || found->freeing) {
     set_last_error("lockbox_protect: %p is not a live secret from lockbox_guarded_alloc", pointer);
     return EINVAL;
   }
-  Block& block = found->second;
+  Block& block = *found;
   unsigned char* data = committed_start(block);
   std::size_t bytes = committed_bytes(block);
   int err = protection == Protection::kNoAccess   ? os::protect_none(data, bytes)
@@ -264,47 +276,47 @@ int LargeHeap::protect(void* pointer, Protection protection) {
 }
 
 bool LargeHeap::is_guarded(const void* pointer) {
-  SpinLockGuard guard(lock_);
-  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-  return found != blocks_.end() && found->second.guarded;
+  MaskedLockGuard guard(lock_);
+  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  return found != nullptr && found->guarded;
 }
 
 bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {
-  SpinLockGuard guard(lock_);
-  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-  if (found == blocks_.end() || found->second.freeing) return false;
-  *size = found->second.size;
+  MaskedLockGuard guard(lock_);
+  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  if (found == nullptr || found->freeing) return false;
+  *size = found->size;
   return true;
 }
 
 LargeHeap::Ownership LargeHeap::ownership(const void* pointer) {
-  SpinLockGuard guard(lock_);
-  auto found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
-  if (found == blocks_.end() || found->second.freeing) return Ownership::kNotOwned;
-  return found->second.inherited ? Ownership::kInherited : Ownership::kLive;
+  MaskedLockGuard guard(lock_);
+  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  if (found == nullptr || found->freeing) return Ownership::kNotOwned;
+  return found->inherited ? Ownership::kInherited : Ownership::kLive;
 }
 
 LargeHeap::Block* LargeHeap::block_with_data_page(std::uintptr_t page) {
-  auto inside = [&](const Block& block) {
-    auto data = reinterpret_cast<std::uintptr_t>(committed_start(block));
-    return page >= data && page < data + committed_bytes(block);
+  auto inside = [&](const Block* block) {
+    if (block == nullptr) return false;
+    auto data = reinterpret_cast<std::uintptr_t>(committed_start(*block));
+    return page >= data && page < data + committed_bytes(*block);
   };
   // Blocks are keyed by their pointer, which sits in one of the block's first two committed
   // pages (the first may hold only the leading canary).
-  auto after = blocks_.upper_bound(page);
-  if (after != blocks_.end() && inside(after->second)) return &after->second;
-  if (after != blocks_.begin() && inside(std::prev(after)->second)) return &std::prev(after)->second;
+  if (Block* next = blocks_.after(page); inside(next)) return next;
+  if (Block* previous = blocks_.at_or_before(page); inside(previous)) return previous;
   return nullptr;
 }
 
 bool LargeHeap::contains_data_page(std::uintptr_t page) {
-  SpinLockGuard guard(lock_);
+  MaskedLockGuard guard(lock_);
   return block_with_data_page(page) != nullptr;
 }
 
 int LargeHeap::lock_if_unlocked(std::uintptr_t page, budget::Budget& budget,
                                 pages::Reclaimer reclaimer) {
-  SpinLockGuard guard(lock_);
+  MaskedLockGuard guard(lock_);
   Block* block = block_with_data_page(page);
   if (block == nullptr || block->locked || block->inherited) return 0;
   std::size_t bytes = committed_bytes(*block);
@@ -317,7 +329,7 @@ int LargeHeap::lock_if_unlocked(std::uintptr_t page, budget::Budget& budget,
 }
 
 void LargeHeap::add_stats(LargeStats& stats) {
-  SpinLockGuard guard(lock_);
+  MaskedLockGuard guard(lock_);
   stats.live_allocations += stats_.live_allocations;
   stats.in_use_bytes += stats_.in_use_bytes;
   stats.reserved_bytes += stats_.reserved_bytes + stats_.quarantined_bytes;
@@ -326,7 +338,7 @@ void LargeHeap::add_stats(LargeStats& stats) {
 
 void LargeHeap::mark_inherited_after_fork() {
   lock_.reset_after_fork();
-  for (auto& entry : blocks_) entry.second.inherited = true;
+  blocks_.for_each([](std::uintptr_t, Block& block) { block.inherited = true; });
   // The quarantined ranges are the child's too (PROT_NONE, inherited); keep their count.
   std::size_t quarantined = stats_.quarantined_bytes;
   stats_ = LargeStats{};

@@ -9,11 +9,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 
 #include "budget/budget.hpp"
 #include "pages/page_commit.hpp"
 #include "report/report.hpp"
+#include "support/ordered_map.hpp"
 #include "support/random_stream.hpp"
 #include "support/spin_lock.hpp"
 
@@ -113,9 +113,9 @@ class LargeHeap {
   std::size_t enter_quarantine(const QuarantinedBlock& block, QuarantinedBlock* evicted);
   bool in_quarantine(std::uintptr_t pointer) const;
 
-  SpinLock lock_;
+  MaskedSpinLock lock_;
   // Keyed by the pointer handed out; ordered, so that a page can be traced to its block.
-  std::map<std::uintptr_t, Block> blocks_;
+  OrderedMap<Block> blocks_;
   LargeStats stats_;
   RandomStream random_;  // canary words, under lock_
   QuarantinedBlock quarantine_[kQuarantineBlocks] = {};

@@ -3,7 +3,9 @@
 #include "os/os.hpp"
 
 #include <linux/capability.h>
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -280,7 +282,36 @@ int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* 
   return 0;
 }
 
+bool is_mapped(const void* page_aligned_start, std::size_t bytes) {
+  return ::msync(const_cast<void*>(page_aligned_start), bytes, MS_ASYNC) == 0;
+}
+
+std::size_t physical_memory_bytes() {
+  long pages = ::sysconf(_SC_PHYS_PAGES);
+  return pages > 0 ? static_cast<std::size_t>(pages) * kPageSize : SIZE_MAX;
+}
+
 const char* secure_environment(const char* name) { return ::secure_getenv(name); }
+
+static_assert(sizeof(sigset_t) <= kSignalMaskBytes, "SignalMask must hold a sigset_t");
+
+void block_signals(SignalMask* saved) {
+  sigset_t all;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, reinterpret_cast<sigset_t*>(saved->bytes));
+}
+
+void restore_signals(const SignalMask& saved) {
+  ::pthread_sigmask(SIG_SETMASK, reinterpret_cast<const sigset_t*>(saved.bytes), nullptr);
+}
+
+bool register_process_barrier() {
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+int process_barrier() {
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : errno;
+}
 
 void write_stderr(const char* text, std::size_t length) {
   while (length > 0) {

@@ -73,8 +73,32 @@ struct PageInfo {
 // Fills info[i] for the page at page_aligned_start + i * kPageSize, i < count.
 int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* info);
 
+// Is every page of [page_aligned_start, + bytes) mapped (whatever its protection)? One
+// system call (msync MS_ASYNC, which changes nothing), whatever the range's length.
+bool is_mapped(const void* page_aligned_start, std::size_t bytes);
+// The machine's memory, in bytes.
+std::size_t physical_memory_bytes();
+
 // Environment lookup that ignores the variable in setuid/setgid programs.
 const char* secure_environment(const char* name);
+
+// Signals, for the locks whose holders must never be interrupted by a handler that calls
+// lockbox (the large heap's, the caller-lock table's, the arena bookkeeping's). block_signals
+// blocks every signal of the calling thread and writes the mask it had to `saved` (an opaque
+// sigset_t, kSignalMaskBytes long); restore_signals puts it back. Async-signal-safe.
+inline constexpr std::size_t kSignalMaskBytes = 128;
+struct SignalMask {
+  alignas(8) unsigned char bytes[kSignalMaskBytes];
+};
+void block_signals(SignalMask* saved);
+void restore_signals(const SignalMask& saved);
+
+// membarrier(2): a full memory barrier on every thread of the process that is running now, so
+// that a thread's plain stores and loads can be ordered against another thread's without a
+// locked instruction on the fast path. register_process_barrier() (once, and again in a forked
+// child) says whether the kernel offers it; process_barrier() returns 0 or an errno value.
+bool register_process_barrier();
+int process_barrier();
 
 void write_stderr(const char* text, std::size_t length);
 [[noreturn]] void abort_process();

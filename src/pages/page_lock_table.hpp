@@ -1,12 +1,15 @@
 // Locks that callers take with lockbox_lock() on any memory: one entry per page with a nesting
 // count, so that the kernel's mlock (which does not nest) is called on a page's 0 -> 1 and
 // munlock on its 1 -> 0 only. The entry remembers what lockbox did to the page, so that unlock
-// undoes exactly that and never an application's own lock or MADV_DONTDUMP.
+// undoes exactly that and never an application's own lock or MADV_DONTDUMP. The table is an
+// open-addressing hash table on lockbox's own memory (support/metadata.hpp): room is reserved
+// before a lock changes anything, so that recording it cannot fail.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
+
+#include "support/metadata.hpp"
 
 namespace lockbox::pages {
 
@@ -26,19 +29,32 @@ struct CallerLock {
 
 class PageLockTable {
  public:
-  CallerLock* find(std::uintptr_t page) {
-    auto found = pages_.find(page);
-    return found == pages_.end() ? nullptr : &found->second;
-  }
-  CallerLock& insert(std::uintptr_t page, const CallerLock& lock) { return pages_[page] = lock; }
-  void erase(std::uintptr_t page) { pages_.erase(page); }
-  std::size_t page_count() const { return pages_.size(); }
+  // Valid until the next reserve().
+  CallerLock* find(std::uintptr_t page);
+  // Room for `more` entries beyond those present; false when no memory can be had.
+  bool reserve(std::size_t more);
+  // `page` must be absent, and room reserved.
+  void insert(std::uintptr_t page, const CallerLock& lock);
+  void erase(std::uintptr_t page);
+  std::size_t page_count() const { return count_; }
   // Drops the entries of an unmapped range (a freed large block): nothing is left to unlock.
   void forget_range(std::uintptr_t start, std::size_t bytes);
-  void clear() { pages_.clear(); }
+  void clear();
 
  private:
-  std::unordered_map<std::uintptr_t, CallerLock> pages_;
+  struct Entry {
+    std::uintptr_t page;  // 0: empty (page 0 is never mapped)
+    CallerLock lock;
+  };
+  std::size_t slot_of(std::uintptr_t page) const {
+    // Fibonacci hashing of the page number; the table's size is a power of two.
+    return static_cast<std::size_t>(((page >> 12) * 0x9e3779b97f4a7c15u) >> shift_);
+  }
+  bool rehash(std::size_t capacity);
+
+  metadata::Array<Entry> entries_;
+  std::size_t count_ = 0;
+  unsigned shift_ = 64;
 };
 
 }  // namespace lockbox::pages

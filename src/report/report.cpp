@@ -133,6 +133,11 @@ void fatal_unsupported_page_size(std::size_t page_size, std::size_t built_for) {
   die(what, nullptr, nullptr, false);
 }
 
+void fatal_not_async_signal_safe(const char* function) {
+  die("called from a signal handler that interrupted lockbox (not async-signal-safe)", function,
+      nullptr, false);
+}
+
 void fatal_os_failure(const char* operation, const void* address) {
   char what[64] = "kernel refused ";
   std::strncat(what, operation, sizeof what - std::strlen(what) - 1);

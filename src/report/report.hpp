@@ -47,6 +47,9 @@ const char* operation_name(Operation operation);
 // The kernel refused an operation that cannot fail on memory lockbox owns (munlock, mprotect
 // of its own pages): the state is no longer what lockbox believes, so stop.
 [[noreturn]] void fatal_os_failure(const char* operation, const void* address);
+// A call that is not async-signal-safe (lockbox.h lists those that are) was made from a signal
+// handler that interrupted lockbox on the same thread: it could only deadlock or corrupt.
+[[noreturn]] void fatal_not_async_signal_safe(const char* function);
 // lockbox cannot run here at all (found at start-up): one line, no address.
 [[noreturn]] void fatal_unsupported_page_size(std::size_t page_size, std::size_t built_for);
 

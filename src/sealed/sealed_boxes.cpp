@@ -16,7 +16,7 @@ struct Box {
   std::uint64_t id;      // unique in the process; with `seals`, the nonce
   std::uint64_t seals;   // how many times this box was sealed
   std::size_t size;      // plaintext bytes
-  std::mutex mutex;
+  Mutex mutex;
   Box* previous;
   Box* next;
   // While a view is open: the key scratch, then the plaintext (the view is scratch + its size).
@@ -168,7 +168,7 @@ int SealedBoxes::seal(const void* data, std::size_t size, Box** out) {
     RekeyLockGuard shared(rekey_lock_, RekeyLockGuard::kShared);
     seal_bytes(*box, static_cast<const unsigned char*>(data), key_.derive(scratch));
     box->check = cookie_ ^ reinterpret_cast<std::uintptr_t>(box);
-    std::lock_guard<std::mutex> list(list_lock_);
+    MutexGuard list(list_lock_);
     box->next = boxes_;
     if (boxes_ != nullptr) boxes_->previous = box;
     boxes_ = box;
@@ -183,7 +183,7 @@ int SealedBoxes::open(Box* box, bool writable, void** view) {
   Operation operation = writable ? Operation::kSealedOpenRw : Operation::kSealedOpen;
   if (int err = check(box, operation)) return err;
   RekeyLockGuard shared(rekey_lock_, RekeyLockGuard::kShared);
-  std::lock_guard<std::mutex> guard(box->mutex);
+  MutexGuard guard(box->mutex);
   if (box->writer || (writable && box->readers != 0)) {
     set_last_error(
         "%s: the box already has a %s view open (a box has many read-only views or one "
@@ -213,7 +213,7 @@ int SealedBoxes::close(Box* box, const void* view) {
   constexpr auto kClose = Operation::kSealedClose;
   if (int err = check(box, kClose)) return err;
   RekeyLockGuard shared(rekey_lock_, RekeyLockGuard::kShared);
-  std::lock_guard<std::mutex> guard(box->mutex);
+  MutexGuard guard(box->mutex);
   if (box->view == nullptr || view != box->view + kScratch)
     report::fatal_view_not_open(kClose, view);
   if (box->writer) {
@@ -250,7 +250,7 @@ void SealedBoxes::free(Box* box) {
   {
     RekeyLockGuard shared(rekey_lock_, RekeyLockGuard::kShared);
     {
-      std::lock_guard<std::mutex> guard(box->mutex);
+      MutexGuard guard(box->mutex);
       if (box->view != nullptr) {
         // Views still open are the caller's bug; they end here, wiped.
         heap.free(box->view, kFree);
@@ -259,7 +259,7 @@ void SealedBoxes::free(Box* box) {
       }
       box->check = 0;
     }
-    std::lock_guard<std::mutex> list(list_lock_);
+    MutexGuard list(list_lock_);
     if (box->previous != nullptr) box->previous->next = box->next;
     if (box->next != nullptr) box->next->previous = box->previous;
     if (boxes_ == box) boxes_ = box->next;

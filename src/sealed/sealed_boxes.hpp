@@ -17,10 +17,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 
 #include "report/report.hpp"
 #include "sealed/split_key.hpp"
+#include "support/mutex.hpp"
 
 namespace lockbox::sealed {
 
@@ -62,7 +62,7 @@ class SealedBoxes {
   static SealedBoxes instance_;
   // Writers first: a steady stream of opens must not starve a rekey.
   pthread_rwlock_t rekey_lock_ = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-  std::mutex list_lock_;
+  Mutex list_lock_;
   Box* boxes_ = nullptr;  // every live box, for rekey
   SplitKey key_;
   std::atomic<bool> key_present_{false};

@@ -77,47 +77,32 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
                        ArenaRegistry& registry, budget::Budget& budget, pages::Reclaimer reclaimer,
                        pages::SecretmemPool* pool) {
   std::size_t pages = run_pages(class_index);
-  // First choice: unowned pages that are still committed (empty pages in the reserve), so a
-  // new run costs no syscall; else the first unowned pages that fit.
-  Arena* arena = nullptr;
-  std::size_t first = 0;
-  bool committed_found = false;
-  for (Arena* candidate = arenas_; candidate != nullptr && !committed_found;
-       candidate = candidate->next_in_shard) {
-    if (candidate->unowned_pages < pages) continue;
-    std::size_t free_in_row = 0, committed_in_row = 0;
-    for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
-      bool unowned = candidate->page_run[page] == kNoRun;
-      free_in_row = unowned ? free_in_row + 1 : 0;
-      committed_in_row =
-          unowned && candidate->page_state[page] == PageState::kLocked ? committed_in_row + 1 : 0;
-      if (committed_in_row == pages) {
-        arena = candidate;
-        first = page + 1 - pages;
-        committed_found = true;
-        break;
+  RunPlace place = place_for_run(pages);
+  if (place.arena == nullptr) {
+    Arena* arena = create_arena(generation, my_index, budget, pool, reclaimer);
+    if (arena == nullptr) {
+      // No budget for another arena. The empty runs every class keeps (so that a free/alloc
+      // pair does not rebuild one) may hold the room: in a memfd_secret arena, whose pages are
+      // charged whether used or not, nothing else can give it back.
+      if (!dissolve_empty_runs()) return nullptr;
+      place = place_for_run(pages);
+      if (place.arena == nullptr) return nullptr;
+    } else {
+      if (!registry.insert(arena)) {
+        // The registry is full: the arena is unusable. Its mappings are left to the process
+        // (a handful of KiB), which keeps this rare path simple.
+        return nullptr;
       }
-      if (free_in_row == pages && arena == nullptr) {
-        arena = candidate;
-        first = page + 1 - pages;
-      }
+      // Under mlockall(MCL_FUTURE) a munlock of ours would undo the application's lock.
+      if (arena->locked_by_application) pages::set_mlockall_active(true);
+      arena->next_in_shard = arenas_;
+      arenas_ = arena;
+      reserved_bytes_ += kArenaBytes;
+      place = {arena, kFirstDataPage};
     }
   }
-  if (arena == nullptr) {
-    arena = create_arena(generation, my_index, budget, pool, reclaimer);
-    if (arena == nullptr) return nullptr;
-    if (!registry.insert(arena)) {
-      // The registry is full: the arena is unusable. Its mappings are left to the process
-      // (a handful of KiB), which keeps this rare path simple.
-      return nullptr;
-    }
-    // Under mlockall(MCL_FUTURE) a munlock of ours would undo the application's lock.
-    if (arena->locked_by_application) pages::set_mlockall_active(true);
-    arena->next_in_shard = arenas_;
-    arenas_ = arena;
-    reserved_bytes_ += kArenaBytes;
-    first = kFirstDataPage;
-  }
+  Arena* arena = place.arena;
+  std::size_t first = place.first;
   for (std::size_t page = first; page < first + pages; ++page) {
     arena->page_run[page] = static_cast<std::uint16_t>(first);
   }
@@ -133,6 +118,41 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
   sanitizers::poison(arena->page_address(first), pages * os::kPageSize);
   link(run);
   return &run;
+}
+
+Shard::RunPlace Shard::place_for_run(std::size_t pages) {
+  // First choice: unowned pages that are still committed (empty pages in the reserve), so a
+  // new run costs no syscall; else the first unowned pages that fit.
+  RunPlace place{nullptr, 0};
+  for (Arena* candidate = arenas_; candidate != nullptr; candidate = candidate->next_in_shard) {
+    if (candidate->unowned_pages < pages) continue;
+    std::size_t free_in_row = 0, committed_in_row = 0;
+    for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
+      bool unowned = candidate->page_run[page] == kNoRun;
+      free_in_row = unowned ? free_in_row + 1 : 0;
+      committed_in_row =
+          unowned && candidate->page_state[page] == PageState::kLocked ? committed_in_row + 1 : 0;
+      if (committed_in_row == pages) return {candidate, page + 1 - pages};
+      if (free_in_row == pages && place.arena == nullptr) place = {candidate, page + 1 - pages};
+    }
+  }
+  return place;
+}
+
+bool Shard::dissolve_empty_runs() {
+  bool dissolved = false;
+  for (std::size_t c = 0; c < kClassCount; ++c) {
+    Run* run = runs_with_room_[c];
+    while (run != nullptr) {
+      Run* next = run->next;
+      if (run->live == 0) {
+        dissolve_run(*run);
+        dissolved = true;
+      }
+      run = next;
+    }
+  }
+  return dissolved;
 }
 
 void Shard::dissolve_run(Run& run) {
@@ -286,6 +306,7 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
                               ArenaRegistry& registry, budget::Budget& budget,
                               pages::Reclaimer reclaimer, pages::SecretmemPool* pool) {
   std::size_t taken = 0;
+  bool dissolved_empty_runs = false;
   while (taken < wanted) {
     Run* run = runs_with_room_[class_index];
     if (run == nullptr) {
@@ -294,17 +315,32 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
     }
     std::size_t slots = run_slots(class_index);
     std::size_t slot = run->used.clear_from(random_.below(slots), slots);
-    if (!hold_slot_pages(*run, slot, budget, reclaimer)) {
+    // With no budget left, a random pick would land on an uncommitted page and make the
+    // reclaimer give pages back only to take them again: use the pages held already.
+    SlotPlace place{run, slot};
+    if (!run->arena->secretmem && !budget.has_room(os::kPageSize)) {
+      SlotPlace held = find_slot_on_held_pages(class_index);
+      if (held.run != nullptr) place = held;
+    }
+    if (!hold_slot_pages(*place.run, place.slot, budget, reclaimer)) {
       // Out of budget. A free slot on pages already committed costs nothing: take one if any
       // run of the class has it (the random pick may have landed on an uncommitted page).
       SlotPlace found = find_slot_on_held_pages(class_index);
-      if (run->live == 0 && found.run != run) dissolve_run(*run);
       if (found.run == nullptr || !hold_slot_pages(*found.run, found.slot, budget, reclaimer)) {
+        if (run->live == 0) dissolve_run(*run);
+        // Committed pages may sit in the empty runs other classes keep (memfd_secret pages
+        // are charged whether used or not): once, give them up and try again.
+        if (!dissolved_empty_runs && dissolve_empty_runs()) {
+          dissolved_empty_runs = true;
+          continue;
+        }
         break;
       }
-      run = found.run;
-      slot = found.slot;
+      place = found;
     }
+    if (run->live == 0 && place.run != run) dissolve_run(*run);
+    run = place.run;
+    slot = place.slot;
     run->used.set(slot);
     Arena& arena = *run->arena;
     unsigned char* address = slot_address(*run, slot);

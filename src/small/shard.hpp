@@ -83,6 +83,15 @@ class alignas(kCacheLine) Shard {
                   ArenaRegistry& registry, budget::Budget& budget, pages::Reclaimer reclaimer,
                   pages::SecretmemPool* pool);
   void dissolve_run(Run& run);
+  // Where a new run of `pages` pages can go in this shard's arenas (committed unowned pages
+  // first), or {nullptr, 0}.
+  struct RunPlace {
+    Arena* arena;
+    std::size_t first;
+  };
+  RunPlace place_for_run(std::size_t pages);
+  // Dissolves every run with no live slot; true if there was one.
+  bool dissolve_empty_runs();
   bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                     pages::Reclaimer reclaimer);
   // Takes a reference on every page under the slot (committing them), or on none.

@@ -251,6 +251,21 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
   return {class_index, requested};
 }
 
+// A forked child frees a slot of an arena it inherited (wiped: its canary is gone too) from a
+// signal handler that interrupted lockbox: the word goes from live to free in one atomic step,
+// so a second free is still a double free. The run's counts are left as they are: the child
+// never allocates from its parent's arenas.
+inline void retire_inherited_slot(Arena& arena, void* pointer, Operation operation) {
+  std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
+  if (slot == nullptr) report::fatal_invalid_pointer(operation, pointer);
+  SlotWord word = slot->load(std::memory_order_relaxed);
+  if (slot_state(word) != kSlotLive ||
+      !slot->compare_exchange_strong(word, slot_word(kSlotFree, slot_class(word)),
+                                     std::memory_order_acq_rel)) {
+    report_not_live(operation, pointer, word);
+  }
+}
+
 inline FreedSlot take_back(Arena& arena, void* pointer, Operation operation) {
   std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
   if (slot == nullptr) report::fatal_invalid_pointer(operation, pointer);

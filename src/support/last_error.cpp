@@ -7,19 +7,21 @@
 
 #include <cstdarg>
 #include <cstdio>
-#include <cstdlib>
+
+#include "support/metadata.hpp"
 
 namespace lockbox {
 namespace {
 
 constexpr std::size_t kMessageBytes = 512;
-// The glibc heap, not lockbox's: a message is no secret, and lockbox's heap may be what failed.
+// A page of lockbox's bookkeeping memory, not the C library's heap (a failing call in a signal
+// handler must not call malloc) nor lockbox's secret heap (which may be what failed).
 thread_local char* t_message = nullptr;
 thread_local bool t_message_lost = false;  // a failure happened, with no memory to describe it
 
 struct MessageOwner {
   ~MessageOwner() {
-    std::free(t_message);
+    if (t_message != nullptr) metadata::unmap(t_message, kMessageBytes);
     t_message = nullptr;
   }
 };
@@ -30,7 +32,7 @@ thread_local MessageOwner t_message_owner;
 void set_last_error(const char* format, ...) {
   if (t_message == nullptr) {
     (void)&t_message_owner;  // registers the destructor that frees the buffer at thread exit
-    t_message = static_cast<char*>(std::malloc(kMessageBytes));
+    t_message = static_cast<char*>(metadata::map(kMessageBytes));
     if (t_message == nullptr) {
       t_message_lost = true;
       return;

@@ -35,15 +35,45 @@ class SpinLock {
   std::atomic<bool> held_{false};
 };
 
-class SpinLockGuard {
+// A spin lock whose holder runs with every signal blocked, for the locks that lockbox_free and
+// lockbox_malloc take even when a signal handler calls them on a thread that was inside lockbox
+// (the large heap's and the caller-lock table's): a handler never interrupts a holder, so it can
+// never wait for a lock its own thread holds. Blocking costs two system calls per hold, which
+// only paths that make system calls anyway can afford: the shards' locks are plain SpinLocks,
+// and a handler never takes them on a thread that is inside lockbox (heap/inside.hpp).
+class MaskedSpinLock {
  public:
-  explicit SpinLockGuard(SpinLock& lock) : lock_(lock) { lock_.lock(); }
-  ~SpinLockGuard() { lock_.unlock(); }
-  SpinLockGuard(const SpinLockGuard&) = delete;
-  SpinLockGuard& operator=(const SpinLockGuard&) = delete;
+  void lock() {
+    os::SignalMask saved;
+    os::block_signals(&saved);
+    lock_.lock();
+    saved_ = saved;
+  }
+  void unlock() {
+    os::SignalMask saved = saved_;
+    lock_.unlock();
+    os::restore_signals(saved);
+  }
+  // In a forked child whose fork held this lock: the fork handler restores the signal mask.
+  void reset_after_fork() { lock_.reset_after_fork(); }
 
  private:
-  SpinLock& lock_;
+  SpinLock lock_;
+  os::SignalMask saved_;  // the holder's mask before lock(); written by the holder only
 };
+
+template <typename Lock>
+class LockGuard {
+ public:
+  explicit LockGuard(Lock& lock) : lock_(lock) { lock_.lock(); }
+  ~LockGuard() { lock_.unlock(); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+ private:
+  Lock& lock_;
+};
+using SpinLockGuard = LockGuard<SpinLock>;
+using MaskedLockGuard = LockGuard<MaskedSpinLock>;
 
 }  // namespace lockbox
