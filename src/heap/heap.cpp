@@ -74,13 +74,19 @@ __attribute__((always_inline)) inline void* hand_out_cached(ThreadCache& cache,
 }  // namespace
 
 Heap& Heap::start() {
-  // A function-local static is initialised exactly once, even when threads race to it. The
-  // heap is never destroyed: other static destructors may still free secrets at exit.
-  static Heap* heap = [] {
-    Heap* started = new (g_heap_storage) Heap;
-    started_.store(started, std::memory_order_release);
-    return started;
-  }();
+  // Exactly once, even when threads race to it; not a function-local static, whose guard a
+  // signal handler that calls lockbox on the starting thread would wait on for ever. The thread
+  // that starts the heap does it with signals blocked; the others wait for it. The heap is never
+  // destroyed: other static destructors may still free secrets at exit.
+  static constinit std::atomic<bool> starting{false};
+  if (!starting.exchange(true, std::memory_order_acq_rel)) {
+    os::SignalMask saved;
+    os::block_signals(&saved);
+    started_.store(new (g_heap_storage) Heap, std::memory_order_release);
+    os::restore_signals(saved);
+  }
+  Heap* heap;
+  while ((heap = started_.load(std::memory_order_acquire)) == nullptr) os::yield_cpu();
   return *heap;
 }
 

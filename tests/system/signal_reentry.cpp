@@ -7,6 +7,8 @@
 //   sigterm: a child with hundreds of secrets of every kind, busy in lockbox, is sent SIGTERM;
 //            its handler frees (wipes) every secret and exits 0. Repeated, so that the signal
 //            lands inside malloc, free and realloc alike.
+//   startup: fresh processes whose threads make lockbox's first calls under a rain of signals
+//            whose handler calls lockbox: start-up must not wait for itself.
 #include <lockbox/lockbox.h>
 #include <pthread.h>
 #include <signal.h>
@@ -186,12 +188,63 @@ int sigterm() {
   return lockbox_test::finish();
 }
 
+// Start-up: in fresh processes, threads make lockbox's first calls while signals whose handler
+// calls lockbox rain on them (the handler may land on the thread that is starting the heap).
+void startup_handler(int) {
+  int saved_errno = errno;
+  lockbox_free(lockbox_malloc(40));
+  errno = saved_errno;
+}
+
+[[noreturn]] void startup_child() {
+  alarm(20);  // a start-up that waits for itself shows as SIGALRM
+  struct sigaction action {};
+  action.sa_handler = startup_handler;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGUSR1, &action, nullptr);
+  constexpr int kThreads = 8;
+  pthread_t threads[kThreads];
+  for (pthread_t& thread : threads) {
+    pthread_create(&thread, nullptr, [](void*) -> void* {
+      for (int i = 0; i < 200; ++i) lockbox_free(lockbox_malloc(16 + static_cast<std::size_t>(i)));
+      return nullptr;
+    }, nullptr);
+  }
+  for (int round = 0; round < 50; ++round) {
+    for (pthread_t thread : threads) pthread_kill(thread, SIGUSR1);
+  }
+  for (pthread_t thread : threads) pthread_join(thread, nullptr);
+  _exit(0);
+}
+
+int startup() {
+  constexpr int kChildren = 30;
+  int clean = 0;
+  for (int round = 0; round < kChildren; ++round) {
+    pid_t child = fork();
+    if (child == 0) startup_child();
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      ++clean;
+    } else {
+      std::fprintf(stderr, "child %d: %s %d\n", round, WIFEXITED(status) ? "exit" : "signal",
+                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+  }
+  std::printf("%d of %d processes started lockbox under signals and exited cleanly\n", clean,
+              kChildren);
+  CHECK(clean == kChildren);
+  return lockbox_test::finish();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
   if (std::strcmp(mode, "storm") == 0) return storm();
   if (std::strcmp(mode, "sigterm") == 0) return sigterm();
-  std::fprintf(stderr, "usage: signal_reentry storm|sigterm\n");
+  if (std::strcmp(mode, "startup") == 0) return startup();
+  std::fprintf(stderr, "usage: signal_reentry storm|sigterm|startup\n");
   return 2;
 }
