@@ -340,15 +340,15 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index,
   ThreadCache* cache = t_cache;
   if (cache == nullptr || class_index >= small::kKeySizedClasses || inside_lockbox()) [[unlikely]]
     return allocate_small_general(size, class_index, operation);
-  enter_lockbox();
+  enter_lockbox_from_outside();
   if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
       cache->bins[class_index].eligible() == 0 || cache->random.remaining() == 0) [[unlikely]] {
-    leave_lockbox();
+    leave_lockbox_to_outside();
     return allocate_small_general(size, class_index, operation);
   }
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
   void* pointer = hand_out_cached(*cache, class_index, size, operation);
-  leave_lockbox();
+  leave_lockbox_to_outside();
   if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
     return give_back_deferred_then(pointer);
   return pointer;
@@ -359,13 +359,15 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   std::atomic<small::SlotWord>* slot = small::slot_word_for(arena, pointer);
   if (cache == nullptr || slot == nullptr || is_inherited(arena) || inside_lockbox()) [[unlikely]]
     return free_small_general(arena, pointer, operation);
-  enter_lockbox();
+  // The slot's word is the object's, not the cache's: it may be read before entering.
   small::SlotWord word = slot->load(std::memory_order_relaxed);
   std::size_t class_index = small::slot_class(word);
+  if (class_index >= small::kKeySizedClasses) [[unlikely]]
+    return free_small_general(arena, pointer, operation);
+  enter_lockbox_from_outside();
   if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
-      class_index >= small::kKeySizedClasses ||
       cache->bins[class_index].held() == ThreadCache::limit(class_index)) [[unlikely]] {
-    leave_lockbox();
+    leave_lockbox_to_outside();
     return free_small_general(arena, pointer, operation);
   }
   if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
@@ -373,7 +375,7 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   cache->bins[class_index].push_freed(static_cast<unsigned char*>(pointer), &arena,
                                       ThreadCache::quarantine(class_index));
-  leave_lockbox();
+  leave_lockbox_to_outside();
   if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
 }
 

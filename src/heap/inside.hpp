@@ -39,11 +39,21 @@ inline bool enter_lockbox() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   return depth != 0;
 }
+// The fast paths' entry, once inside_lockbox() said no: one store.
+inline void enter_lockbox_from_outside() {
+  t_inside.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
 inline void leave_lockbox() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   // release: another thread that reads 0 here and then takes this thread's cache sees every
   // change this thread made to it.
   t_inside.store(t_inside.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+}
+// The fast paths' exit, paired with enter_lockbox_from_outside().
+inline void leave_lockbox_to_outside() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_inside.store(0, std::memory_order_release);
 }
 inline bool inside_lockbox() { return t_inside.load(std::memory_order_relaxed) != 0; }
 
