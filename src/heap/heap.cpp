@@ -20,6 +20,7 @@
 #include "support/last_error.hpp"
 #include "support/metadata.hpp"
 #include "support/sanitizers.hpp"
+#include "support/thread_exit.hpp"
 
 namespace lockbox::heap {
 
@@ -32,8 +33,8 @@ namespace {
 
 alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
 
-// The thread's cache lives until the thread's TLS destructors run; t_cache_gone (trivially
-// destructible, so still readable afterwards) keeps later frees off the dead cache.
+// The thread's cache lives until the thread exits (support/thread_exit.hpp: after its TLS
+// destructors, which may still free secrets); t_cache_gone then keeps later frees off it.
 // initial-exec: one instruction to reach them instead of a __tls_get_addr call per operation.
 // That makes the library's whole TLS block static: dlopen finds room for it in the surplus glibc
 // keeps for such libraries (512 bytes by default) only because the block is a few dozen bytes
@@ -41,14 +42,9 @@ alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
 __attribute__((tls_model("initial-exec"))) thread_local ThreadCache* t_cache = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local bool t_cache_gone = false;
 
-struct ThreadCacheOwner {
-  ~ThreadCacheOwner();
-};
-thread_local ThreadCacheOwner t_cache_owner;
-
-ThreadCacheOwner::~ThreadCacheOwner() {
+void retire_this_threads_cache() {
   t_cache_gone = true;
-  if (t_cache != nullptr) {  // a cache exists only once the heap has started
+  if (t_cache != nullptr) {
     ThreadCache* cache = t_cache;
     t_cache = nullptr;
     Heap::retire_thread_cache(cache);
@@ -106,6 +102,10 @@ Heap::Heap() {
   // Without membarrier (a seccomp filter may refuse it) other threads' caches are emptied only
   // when those threads next visit a shard, as the reclaim epoch asks.
   process_barrier_ = os::register_process_barrier();
+  // Without it a thread's exit would leave its cache's slots pinned: fail closed.
+  if (!thread_exit::install(&retire_this_threads_cache, &release_last_error_message)) {
+    report::fatal_os_failure("pthread_key_create", nullptr);
+  }
   // Without these handlers a fork could copy a held lock into the child: fail closed.
   if (::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent,
                        &Heap::after_fork_in_child) != 0) {
@@ -128,8 +128,7 @@ ThreadCache* Heap::thread_cache() {
     if (caches_ != nullptr) caches_->prev = cache;
     caches_ = cache;
   }
-  // Touching the owner registers its destructor for this thread's exit.
-  (void)&t_cache_owner;
+  thread_exit::arm();
   t_cache = cache;
   return cache;
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "support/metadata.hpp"
+#include "support/thread_exit.hpp"
 
 namespace lockbox {
 namespace {
@@ -16,23 +17,21 @@ namespace {
 constexpr std::size_t kMessageBytes = 512;
 // A page of lockbox's bookkeeping memory, not the C library's heap (a failing call in a signal
 // handler must not call malloc) nor lockbox's secret heap (which may be what failed).
-thread_local char* t_message = nullptr;
-thread_local bool t_message_lost = false;  // a failure happened, with no memory to describe it
-
-struct MessageOwner {
-  ~MessageOwner() {
-    if (t_message != nullptr) metadata::unmap(t_message, kMessageBytes);
-    t_message = nullptr;
-  }
-};
-thread_local MessageOwner t_message_owner;
+__attribute__((tls_model("initial-exec"))) thread_local char* t_message = nullptr;
+// A failure happened, with no memory to describe it.
+__attribute__((tls_model("initial-exec"))) thread_local bool t_message_lost = false;
 
 }  // namespace
 
+void release_last_error_message() {
+  if (t_message != nullptr) metadata::unmap(t_message, kMessageBytes);
+  t_message = nullptr;
+}
+
 void set_last_error(const char* format, ...) {
   if (t_message == nullptr) {
-    (void)&t_message_owner;  // registers the destructor that frees the buffer at thread exit
     t_message = static_cast<char*>(metadata::map(kMessageBytes));
+    thread_exit::arm();  // unmapped again when the thread exits
     if (t_message == nullptr) {
       t_message_lost = true;
       return;

@@ -5,5 +5,7 @@ namespace lockbox {
 
 void set_last_error(const char* format, ...) __attribute__((format(printf, 1, 2)));
 const char* last_error();
+// The thread is exiting: its message page goes (support/thread_exit.hpp).
+void release_last_error_message();
 
 }  // namespace lockbox

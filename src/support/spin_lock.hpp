@@ -37,8 +37,9 @@ class SpinLock {
 
 // A spin lock whose holder runs with every signal blocked, for the locks that lockbox_free and
 // lockbox_malloc take even when a signal handler calls them on a thread that was inside lockbox
-// (the large heap's and the caller-lock table's): a handler never interrupts a holder, so it can
-// never wait for a lock its own thread holds. Blocking costs two system calls per hold, which
+// (the large heap's and the caller-lock table's), and for the list of thread caches, which a
+// handler's call may take when its thread was outside: a handler never interrupts a holder, so
+// it can never wait for a lock its own thread holds. Blocking costs two system calls per hold, which
 // only paths that make system calls anyway can afford: the shards' locks are plain SpinLocks,
 // and a handler never takes them on a thread that is inside lockbox (heap/inside.hpp).
 class MaskedSpinLock {
