@@ -126,6 +126,16 @@ int storm() {
   return lockbox_test::finish();
 }
 
+// Waits for `child`; true if it exited 0, else says how it ended.
+bool exited_cleanly(pid_t child, int round) {
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  std::fprintf(stderr, "child %d: %s %d\n", round, WIFEXITED(status) ? "exit" : "signal",
+               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  return false;
+}
+
 // The secrets the SIGTERM handler wipes.
 constexpr int kSecrets = 300;
 void* g_secrets[kSecrets];
@@ -174,14 +184,7 @@ int sigterm() {
     struct timespec pause {0, 1000000L * (round % 7)};
     nanosleep(&pause, nullptr);
     kill(child, SIGTERM);
-    int status = 0;
-    waitpid(child, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      ++clean;
-    } else {
-      std::fprintf(stderr, "child %d: %s %d\n", round, WIFEXITED(status) ? "exit" : "signal",
-                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    }
+    clean += exited_cleanly(child, round);
   }
   std::printf("%d of %d children wiped their secrets and exited cleanly\n", clean, kChildren);
   CHECK(clean == kChildren);
@@ -223,14 +226,7 @@ int startup() {
   for (int round = 0; round < kChildren; ++round) {
     pid_t child = fork();
     if (child == 0) startup_child();
-    int status = 0;
-    waitpid(child, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      ++clean;
-    } else {
-      std::fprintf(stderr, "child %d: %s %d\n", round, WIFEXITED(status) ? "exit" : "signal",
-                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    }
+    clean += exited_cleanly(child, round);
   }
   std::printf("%d of %d processes started lockbox under signals and exited cleanly\n", clean,
               kChildren);
