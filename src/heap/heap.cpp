@@ -329,8 +329,8 @@ std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
 }
 
 // The fast paths: a key-sized slot from, or to, a thread cache that has one, or room for one.
-// They call nothing that returns (only the fatal reports), so they save no registers and set up
-// no frame; everything else goes to the general paths below, by a tail call.
+// They take no lock and call nothing that returns (only the fatal reports); everything else
+// goes to the general paths below, by a tail call.
 // Each enters lockbox (inside.hpp) before it reads its cache: a thread that runs out of budget
 // may be emptying it, and a signal handler that calls lockbox while the thread is inside must
 // not touch it. Either case goes to the general paths.
