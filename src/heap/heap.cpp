@@ -554,38 +554,27 @@ void Heap::free(void* pointer, report::Operation operation) {
 std::size_t Heap::usable_size(const void* pointer, report::Operation operation) {
   if (small::Arena* arena = registry_.find(pointer)) {
     small::Shard& shard = shards_[arena->shard_index];
-    // A live slot's word says its size without the lock; a handler cannot take it.
-    if (inside_lockbox()) return shard.usable_size(*arena, pointer, operation);
-    bool was_inside = enter_lockbox();
-    std::size_t size;
-    {
-      SpinLockGuard guard(shard.lock());
-      size = shard.usable_size(*arena, pointer, operation);
-    }
-    leave_and_give_back_deferred(was_inside);
-    return size;
+    return read_slot(shard, [&] { return shard.usable_size(*arena, pointer, operation); });
   }
   std::size_t size = 0;
   if (!large_.usable_size(pointer, &size)) report::fatal_invalid_pointer(operation, pointer);
   return size;
 }
 
-bool Heap::owns(const void* pointer) { return ownership(pointer) == Ownership::kLive; }
+bool Heap::owns(const void* pointer) {
+  if (small::Arena* arena = registry_.find(pointer)) {
+    small::Shard& shard = shards_[arena->shard_index];
+    return read_slot(shard, [&] { return shard.owns(*arena, pointer); });
+  }
+  std::size_t size = 0;
+  return large_.usable_size(pointer, &size);
+}
 
 Heap::Ownership Heap::ownership(const void* pointer) {
   if (small::Arena* arena = registry_.find(pointer)) {
     if (is_inherited(*arena)) return Ownership::kInherited;
     small::Shard& shard = shards_[arena->shard_index];
-    if (inside_lockbox()) {
-      return shard.owns(*arena, pointer) ? Ownership::kLive : Ownership::kNotOwned;
-    }
-    bool was_inside = enter_lockbox();
-    bool live;
-    {
-      SpinLockGuard guard(shard.lock());
-      live = shard.owns(*arena, pointer);
-    }
-    leave_and_give_back_deferred(was_inside);
+    bool live = read_slot(shard, [&] { return shard.owns(*arena, pointer); });
     return live ? Ownership::kLive : Ownership::kNotOwned;
   }
   return large_.ownership(pointer);

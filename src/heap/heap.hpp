@@ -120,6 +120,19 @@ class Heap {
   // A freed slot (checked and zeroed) joins this thread's cache, or its run when there is none.
   void keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
                        small::FreedSlot freed);
+  // `read` of a slot's word, under its shard's lock; without the lock in a handler that
+  // interrupted lockbox, which cannot take it (a live slot's word needs none).
+  template <typename Read>
+  auto read_slot(small::Shard& shard, Read read) {
+    if (inside_lockbox()) return read();
+    enter_lockbox();
+    auto result = [&] {
+      SpinLockGuard guard(shard.lock());
+      return read();
+    }();
+    leave_and_give_back_deferred(false);
+    return result;
+  }
   // Leaves lockbox; the outermost call then gives back what handlers freed meanwhile.
   void leave_and_give_back_deferred(bool was_inside);
   void give_back_deferred();
