@@ -509,7 +509,12 @@ void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation 
           ? (size <= small::kMaxSmallRequest ? small::class_for_request(size) : small::kClassCount)
           : (alignment <= os::kPageSize ? small::class_for_aligned_request(size, alignment)
                                         : small::kClassCount);
-  if (class_index < small::kClassCount) return allocate_small(size, class_index, operation);
+  if (class_index < small::kClassCount) {
+    // In a handler that interrupted lockbox, a small request becomes a large block: with the
+    // alignment asked for (allocate_small's own handler path knows only the default one).
+    if (inside_lockbox()) return allocate_large(size, alignment, false, true);
+    return allocate_small(size, class_index, operation);
+  }
   bool was_inside = enter_lockbox();
   void* pointer = allocate_large(size, alignment, false, was_inside);
   leave_and_give_back_deferred(was_inside);

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +44,7 @@ std::atomic<int> g_next_given{0};
 std::atomic<int> g_next_kept{0};
 std::atomic<int> g_failed_allocations{0};
 std::atomic<int> g_signals_handled{0};
+std::atomic<int> g_misaligned{0};
 
 void storm_handler(int) {
   int saved_errno = errno;
@@ -63,6 +65,14 @@ void storm_handler(int) {
       lockbox_free(fresh);
     }
   }
+  // An aligned request keeps its alignment in a handler too.
+  void* aligned = lockbox_aligned_alloc(256, 100);
+  // Through a volatile: lockbox.h's alloc_align lets the compiler assume the alignment.
+  void* volatile seen = aligned;
+  if (aligned == nullptr || reinterpret_cast<std::uintptr_t>(seen) % 256 != 0) {
+    g_misaligned.fetch_add(1);
+  }
+  lockbox_free(aligned);
   g_signals_handled.fetch_add(1);
   errno = saved_errno;
 }
@@ -105,10 +115,12 @@ int storm() {
   }
   g_stop.store(true);
   pthread_join(worker, nullptr);
-  std::printf("%d signals handled, %d handler allocations failed\n", g_signals_handled.load(),
-              g_failed_allocations.load());
+  std::printf("%d signals handled, %d handler allocations failed, %d misaligned\n",
+              g_signals_handled.load(), g_failed_allocations.load(), g_misaligned.load());
   CHECK(g_signals_handled.load() == kSignals);
   CHECK(g_failed_allocations.load() == 0);
+  CHECK_MESSAGE(g_misaligned.load() == 0, "%d aligned allocations in the handler were not",
+                g_misaligned.load());
   int kept = g_next_kept.load() < kHandlerBlocks ? g_next_kept.load() : kHandlerBlocks;
   int intact = 0;
   for (int i = 0; i < kept; ++i) {
