@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # One entry point for newcomers and CI. Installs what is missing (Debian 12, as root), configures
 # the build once, then:
 #   ./dev.sh demo             build and run the demo: a scripted session with the vault example
 #   ./dev.sh test             build and run the whole test suite
 #   ./dev.sh sanitize         the whole suite under ASan+UBSan, the unit tests under TSan
 #   ./dev.sh fuzz [SECONDS]   each fuzz target with libFuzzer+ASan+UBSan (default 60 s each)
+#   ./dev.sh builds           what packagers build: gcc and clang release, static only, no doctest
+#   ./dev.sh oss-fuzz         fuzz/oss-fuzz/build.sh with OSS-Fuzz's flags, each target on its
+#                             seeds as an ordinary user at RLIMIT_MEMLOCK 64 KiB
 #   ./dev.sh coverage         clang source coverage of src/ from the seed corpora and tests
 #   ./dev.sh bench [--quick]  lockbox against its peers; writes bench/results/
 #   ./dev.sh variants [--rounds N] [VARIANT...]  what each check costs (bench/variants/run.sh)
@@ -12,8 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DIR=${BUILD_DIR:-build}
-PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev)
-FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip)
+PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev libgcrypt20-dev valgrind man-db)
+FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip unzip libc++-14-dev libc++abi-14-dev)
 FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer container_fuzzer sealed_fuzzer)
 BENCH_PACKAGES=(libssl-dev libgcrypt20-dev libbotan-2-dev libmimalloc-dev libclang-rt-14-dev gnuplot-nox strace)
 
@@ -41,7 +45,7 @@ configure() {
   local dir=$1
   shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" -Dwerror=true "$@"
+    meson setup "$dir" -Dwerror=true -Ddefault_library=both "$@"
   fi
 }
 
@@ -76,7 +80,7 @@ run_tests() {
 
 fuzz() {
   local seconds=${1:-60} dir=build-fuzz status=0
-  CC=clang CXX=clang++ configure "$dir" -Dfuzzing=true -Dtests=false \
+  CC=clang CXX=clang++ configure "$dir" -Dfuzzing=true -Dtests=disabled \
     -Db_sanitize=address,undefined -Db_lundef=false
   meson compile -C "$dir" >/dev/null
   for target in "${FUZZ_TARGETS[@]}"; do
@@ -100,6 +104,74 @@ fuzz() {
       rmdir "$findings"
     fi
     rm -rf "$corpus"
+  done
+  return $status
+}
+
+# The builds others make, each from scratch: release with gcc and with clang (everything,
+# tests included, and the unit and fault suites run), static only (the whole suite), and a
+# plain `meson setup` on a machine without doctest (the library, no tests, no error).
+builds() {
+  local status=0 compiler dir
+  for compiler in gcc clang; do
+    dir=build-release-$compiler
+    rm -rf "$dir"
+    echo "== --buildtype=release with $compiler"
+    if [ "$compiler" == gcc ]; then
+      CC=gcc CXX=g++ configure "$dir" --buildtype=release
+    else
+      CC=clang CXX=clang++ configure "$dir" --buildtype=release
+    fi
+    { meson compile -C "$dir" >/dev/null && run_tests "$dir" --suite unit --suite faults; } || status=1
+  done
+  echo "== -Ddefault_library=static: the whole suite"
+  rm -rf build-static
+  configure build-static -Ddefault_library=static
+  run_tests build-static || status=1
+  echo "== plain meson setup without doctest installed (hidden in a private mount namespace)"
+  rm -rf build-no-doctest
+  mkdir -p /tmp/lockbox-no-doctest
+  if unshare --mount sh -c 'mount --bind /tmp/lockbox-no-doctest /usr/include/doctest &&
+        meson setup build-no-doctest >build-no-doctest.log 2>&1 &&
+        meson compile -C build-no-doctest >>build-no-doctest.log 2>&1'; then
+    if grep -q "doctest not found: the test suite is not built" build-no-doctest.log &&
+       [ -e build-no-doctest/liblockbox.so ] && [ ! -e build-no-doctest/tests/unit_tests ]; then
+      echo "the library built; the test suite was skipped, and meson said why"
+    else
+      echo "dev.sh: the build without doctest did not skip the tests as it should:" >&2
+      cat build-no-doctest.log >&2
+      status=1
+    fi
+  else
+    echo "dev.sh: meson setup failed without doctest:" >&2
+    cat build-no-doctest.log >&2
+    status=1
+  fi
+  rm -f build-no-doctest.log
+  return $status
+}
+
+# OSS-Fuzz's build, as its base-builder image runs it (fuzz/oss-fuzz/build.sh copied to $SRC,
+# the source in $SRC/lockbox), with its ASan and its UBSan flags; then each target replays its
+# seed corpus as an ordinary user whose RLIMIT_MEMLOCK is 64 KiB (a common container default).
+oss_fuzz() {
+  local status=0 sanitizer root
+  for sanitizer in address undefined; do
+    root=$(mktemp -d /tmp/lockbox-oss-fuzz-XXXXXX)
+    mkdir -p "$root/src/lockbox" "$root/out" "$root/work"
+    git ls-files -z | xargs -0 cp --parents -t "$root/src/lockbox"
+    cp fuzz/oss-fuzz/build.sh "$root/src/build.sh"
+    echo "== OSS-Fuzz build.sh, SANITIZER=$sanitizer"
+    # shellcheck source=fuzz/oss-fuzz/local/flags.sh
+    if (source fuzz/oss-fuzz/local/flags.sh "$sanitizer" && cd "$root/src/lockbox" &&
+        SRC=$root/src OUT=$root/out WORK=$root/work bash "$root/src/build.sh") \
+        >"$root/build.log" 2>&1; then
+      bash fuzz/oss-fuzz/local/replay_seeds.sh "$root/out" || status=1
+    else
+      tail -30 "$root/build.log" >&2; cp "$root/build.log" /tmp/oss-fuzz-last-build.log
+      status=1
+    fi
+    rm -rf "$root"
   done
   return $status
 }
@@ -163,13 +235,21 @@ case "$command" in
     ensure_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
     fuzz "$@"
     ;;
+  builds)
+    ensure_packages "${PACKAGES[@]}" clang
+    builds
+    ;;
+  oss-fuzz)
+    ensure_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
+    oss_fuzz
+    ;;
   coverage)
     ensure_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
     coverage
     ;;
   bench)
     ensure_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
-    configure build-bench -Dbench=true -Dtests=false -Dbuildtype=release
+    configure build-bench -Dbench=enabled -Dtests=disabled -Dbuildtype=release
     meson compile -C build-bench >/dev/null
     mkdir -p bench/results
     build-bench/bench/lockbox_bench --out bench/results "$@"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox's benchmark: every peer, the same workloads, one run, one table. Each peer runs in a
 // forked child of its own (peers keep global state, and one peer's heap must not slow another),
 // and the density measurement runs as an ordinary user with RLIMIT_MEMLOCK = 8 MiB.

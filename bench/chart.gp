@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # Draws bench/results/chart.png from results.csv: ns per operation per workload, log scale.
 set terminal pngcairo size 1100,560 font "sans,10"
 set output ARG2

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Adapters for every peer, each used the way its documentation tells users to.
 #include "peers.hpp"
 

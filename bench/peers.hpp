@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The allocators the benchmark compares, behind one small interface. Each peer is compiled in
 // only when its Debian package was found at configure time; the rest are listed as missing.
 #pragma once

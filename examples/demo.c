@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* The quick-start demo: keeps a batch of keys in lockbox, shows what the kernel says about the
  * memory (VmLck), and prints lockbox's stats. Plain C99 against the public header. */
 #include <lockbox/lockbox.h>
@@ -22,7 +23,7 @@ static long vmlck_kib(void) {
 
 static void print_stats(const char* when) {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   printf("%s\n", when);
   printf("  live allocations   %zu (%zu bytes requested)\n", stats.live_allocations,
          stats.in_use_bytes);

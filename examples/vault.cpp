@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // vault: a small password vault that keeps every plaintext, key and passphrase in lockbox memory.
 //
 //   vault [--stats] FILE init          create an empty vault
@@ -6,8 +7,12 @@
 //   vault [--stats] FILE list          print the names
 //   vault [--stats] FILE remove NAME   delete an entry
 //
-// The master passphrase, and the secret for `put`, are read without echo from the terminal, or,
-// when standard input is not a terminal, one line each from it (for scripts). Keys come from
+//   vault --help                       this text
+//
+// The master passphrase, and the secret for `put`, are read without echo from the terminal
+// (`init` asks twice; a signal at the prompt gives the terminal its echo back first), or, when
+// standard input is not a terminal, one line each from it (for scripts; no input at all is an
+// error, not an empty passphrase). Keys come from
 // crypto_pwhash (Argon2id); the entries are sealed together with crypto_secretbox. A vault is
 // rewritten into a temporary file that is renamed over the old one, so a crash never loses it.
 // In memory, every decrypted secret stays sealed (lockbox::sealed_string): its plaintext exists
@@ -87,32 +92,80 @@ std::uint64_t get_u64(const unsigned char* in) {
 // Reading secrets: one byte at a time with read(2), straight into lockbox memory, so that no
 // stdio buffer ever holds them.
 // ------------------------------------------------------------------------------------------
-lockbox::string read_line(int fd) {
+// One line from fd, without its newline; fails when fd is at its end before a single byte (no
+// input is not an empty secret) or cannot be read.
+lockbox::string read_line(int fd, const char* what) {
   lockbox::string line;
   unsigned char c = 0;
+  bool any = false;
   for (;;) {
     ssize_t got = read(fd, &c, 1);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0 || c == '\n') break;
+    if (got < 0) fail(kUsage, std::string("cannot read the ") + what + ": " + std::strerror(errno));
+    if (got == 0) break;
+    any = true;
+    if (c == '\n') break;
     line.push_back(static_cast<char>(c));
   }
   c = 0;
+  if (!any) fail(kUsage, std::string("no ") + what + " given: standard input is at its end");
   if (!line.empty() && line[line.size() - 1] == '\r') line.pop_back();
   return line;
 }
 
-lockbox::string read_secret(const char* prompt) {
-  if (!isatty(STDIN_FILENO)) return read_line(STDIN_FILENO);
+// While echo is off, a signal that ends the program (Ctrl-C, Ctrl-\, a hang-up, a kill) must
+// give the terminal its echo back first: the handler restores it (tcsetattr is
+// async-signal-safe), then dies of the signal as it would have.
+termios g_terminal_before{};
+constexpr int kEndingSignals[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP};
+
+extern "C" void restore_echo_and_die(int signal_number) {
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal_before);
+  ssize_t ignored = ::write(STDERR_FILENO, "\n", 1);
+  (void)ignored;
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
+lockbox::string read_secret(const char* prompt, const char* what) {
+  if (!isatty(STDIN_FILENO)) return read_line(STDIN_FILENO, what);
   std::fprintf(stderr, "%s", prompt);
-  termios saved{}, quiet{};
-  tcgetattr(STDIN_FILENO, &saved);
-  quiet = saved;
+  if (tcgetattr(STDIN_FILENO, &g_terminal_before) != 0) {
+    fail(kUsage, std::string("cannot read the terminal's settings: ") + std::strerror(errno));
+  }
+  struct sigaction restore {}, previous[std::size(kEndingSignals)];
+  restore.sa_handler = restore_echo_and_die;
+  sigemptyset(&restore.sa_mask);
+  for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) {
+    sigaction(kEndingSignals[i], &restore, &previous[i]);
+  }
+  termios quiet = g_terminal_before;
   quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
   tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-  lockbox::string line = read_line(STDIN_FILENO);
-  tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+  lockbox::string line;
+  try {
+    line = read_line(STDIN_FILENO, what);
+  } catch (...) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal_before);
+    throw;
+  }
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal_before);
+  for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) {
+    sigaction(kEndingSignals[i], &previous[i], nullptr);
+  }
   std::fprintf(stderr, "\n");
   return line;
+}
+
+// init: the passphrase twice on a terminal, where a typo cannot be seen; once from a script.
+lockbox::string read_new_passphrase() {
+  lockbox::string first = read_secret("new master passphrase: ", "master passphrase");
+  if (!isatty(STDIN_FILENO)) return first;
+  lockbox::string again = read_secret("repeat it: ", "repeated passphrase");
+  if (first.size() != again.size() || !lockbox::memeq(first.data(), again.data(), first.size())) {
+    fail(kUsage, "the two passphrases differ; nothing was created");
+  }
+  return first;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -305,7 +358,7 @@ class Vault {
 
 void print_stats() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   std::fprintf(stderr, "lockbox: %zu allocations (%zu bytes) in %zu KiB of locked memory",
                stats.live_allocations, stats.in_use_bytes, stats.locked_bytes / 1024);
   if (stats.memlock_limit == SIZE_MAX) {
@@ -318,13 +371,47 @@ void print_stats() {
                stats.open_sealed_boxes);
 }
 
+constexpr char kUsageLine[] =
+    "usage: vault [--stats] FILE init | put NAME | get NAME | list | remove NAME\n";
+
 int usage() {
-  std::fprintf(stderr,
-               "usage: vault [--stats] FILE init | put NAME | get NAME | list | remove NAME\n");
+  std::fputs(kUsageLine, stderr);
   return kUsage;
 }
 
+int help() {
+  std::fputs(kUsageLine, stdout);
+  std::fputs(
+      "\n"
+      "A password vault whose passphrase, key and secrets live only in lockbox memory.\n"
+      "  init          create an empty vault at FILE\n"
+      "  put NAME      store a secret under NAME (replacing any old one)\n"
+      "  get NAME      print the secret stored under NAME\n"
+      "  list          print the names\n"
+      "  remove NAME   delete an entry\n"
+      "  --stats       then print what lockbox holds\n"
+      "Secrets are read without echo from the terminal, or one line each from standard input.\n"
+      "Exit codes: 0 done, 1 usage or I/O error, 2 wrong passphrase, 3 damaged file,\n"
+      "4 no such entry.\n",
+      stdout);
+  return kOk;
+}
+
+// A program started with standard input, output or error closed would hand that number to the
+// next file it opens, and read its passphrase from the vault file: they become /dev/null first
+// (a closed standard input is then at its end, as an empty one is).
+void open_standard_descriptors() {
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int null = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+    if (null != fd) std::abort();  // the lowest free descriptor is fd, as none below is closed
+  }
+}
+
 int run(int argc, char** argv) {
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    return help();
+  }
   bool stats = false;
   int at = 1;
   if (at < argc && std::strcmp(argv[at], "--stats") == 0) {
@@ -341,16 +428,16 @@ int run(int argc, char** argv) {
   if (sodium_init() < 0) fail(kUsage, "libsodium failed to start");
 
   Vault vault(path);
-  lockbox::string passphrase = read_secret("master passphrase: ");
   if (command == "init") {
+    lockbox::string passphrase = read_new_passphrase();
     if (passphrase.empty()) fail(kUsage, "the passphrase is empty");
     vault.create(passphrase);
     std::fprintf(stderr, "vault: created %s\n", path.c_str());
   } else {
-    vault.open(passphrase);
+    vault.open(read_secret("master passphrase: ", "master passphrase"));
     lockbox::string name(name_argument != nullptr ? name_argument : "");
     if (command == "put") {
-      lockbox::string value = read_secret("secret: ");
+      lockbox::string value = read_secret("secret: ", "secret");
       if (Entry* entry = vault.find(name)) {
         entry->value.assign(value);
       } else {
@@ -388,6 +475,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  open_standard_descriptors();
   try {
     return run(argc, argv);
   } catch (const Failure& failure) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The quick-start demo: a scripted session with the vault example. Passphrases come from
 # standard input here; at a terminal the vault asks for them without echo.
 # Usage: vault_demo.sh PATH-TO-VAULT-BINARY

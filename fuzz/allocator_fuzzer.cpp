@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Fuzz target: an op interpreter over the C allocation API with a model of every live block
 // (size, alignment, fill byte). After every op: the touched block's contents are intact, no two
 // live blocks overlap, usable_size is the requested size, alignment holds, and the heap's
@@ -6,6 +7,7 @@
 #include <fuzzer/FuzzedDataProvider.h>
 #include <lockbox/lockbox.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,10 +49,15 @@ bool all_bytes_are(const unsigned char* bytes, std::size_t size, unsigned char v
 
 class Model {
  public:
-  Model() { lockbox_get_stats(&baseline_); }
+  Model() { lockbox_get_stats(&baseline_, sizeof baseline_); }
 
+  // A NULL is a spent RLIMIT_MEMLOCK budget (under a small limit, as in a container): a normal
+  // outcome when it says ENOMEM, and nothing is added.
   void add(unsigned char* pointer, std::size_t size, std::size_t alignment, unsigned char fill) {
-    if (pointer == nullptr) fail("allocation failed", nullptr);
+    if (pointer == nullptr) {
+      if (errno != ENOMEM) fail("allocation failed without ENOMEM", nullptr);
+      return;
+    }
     if (reinterpret_cast<std::uintptr_t>(pointer) % alignment != 0) fail("misaligned", pointer);
     if (lockbox_usable_size(pointer) != size) fail("usable_size differs", pointer);
     // Zero-size blocks still occupy a unique address.
@@ -82,7 +89,7 @@ class Model {
 
   void check_stats() const {
     lockbox_stats now;
-    lockbox_get_stats(&now);
+    lockbox_get_stats(&now, sizeof now);
     if (now.live_allocations != baseline_.live_allocations + blocks_.size()) {
       fail("live_allocations differs from the model", nullptr);
     }
@@ -156,7 +163,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t len
         Block old = model.remove(victim);
         Model::check_contents(old);
         auto* moved = static_cast<unsigned char*>(lockbox_realloc(old.pointer, size));
-        if (moved == nullptr) fail("realloc failed", old.pointer);
+        if (moved == nullptr) {
+          // Out of budget: the old block must be as it was, and stays in the model.
+          if (errno != ENOMEM) fail("realloc failed without ENOMEM", old.pointer);
+          if (lockbox_owns(old.pointer) != 1) fail("a failed realloc lost its block", old.pointer);
+          Model::check_contents(old);
+          model.add(old.pointer, old.size, old.alignment, old.fill);
+          break;
+        }
         if (!all_bytes_are(moved, old.size < size ? old.size : size, old.fill)) {
           fail("realloc lost contents", moved);
         }

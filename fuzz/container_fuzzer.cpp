@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Fuzz target: lockbox::string and lockbox::vector growing and shrinking against std::string and
 // std::vector models. After every op: same contents, storage owned by lockbox, NUL-terminated,
 // and a buffer the container let go of (after reallocation) reads zero.

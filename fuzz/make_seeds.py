@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """Writes the seed corpora under fuzz/corpus/<target>/: hand-shaped inputs that reach every op
 of each interpreter (FuzzedDataProvider takes integers from the end of the input, bytes from
 the front), plus a few pseudo-random ones. Deterministic: rerun it and nothing changes."""

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Fuzz target: an op interpreter over the sealed-box API against a model (each box's bytes,
 // its open views and their kind). Ops: seal, open read-only (nesting), open writable and change
 // bytes through the view, close a view, rekey, free. After every op the opened plaintext is
@@ -29,7 +30,7 @@ struct Box {
 
 class Model {
  public:
-  Model() { lockbox_get_stats(&baseline_); }
+  Model() { lockbox_get_stats(&baseline_, sizeof baseline_); }
   ~Model() {
     for (Box& box : boxes_) {
       while (!box.readers.empty()) close_reader(box);
@@ -104,7 +105,7 @@ class Model {
 
   void check_stats() const {
     lockbox_stats now;
-    lockbox_get_stats(&now);
+    lockbox_get_stats(&now, sizeof now);
     std::size_t open = 0;
     for (const Box& box : boxes_) open += (box.writer != nullptr || !box.readers.empty()) ? 1 : 0;
     if (now.sealed_boxes != baseline_.sealed_boxes + boxes_.size())

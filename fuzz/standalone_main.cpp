@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Runs a fuzz target over files and directories of inputs without a fuzzing engine, so that
 // every build replays the seed corpus as a regression test.
 #include <dirent.h>

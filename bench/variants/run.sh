@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Measures throwaway variants of lockbox against the shipped build and mimalloc +
 # sodium_memzero, on the benchmark's own 32-byte pair and mixed workloads
 # (lockbox_bench --time). A variant is this tree built with private compile-time switches
@@ -79,8 +80,8 @@ build() {
   elif [ "$name" != shipped ]; then
     flags=$(switches_of "$name")
   fi
-  (meson setup "$dir/build" "$source" -Dwerror=true -Dbuildtype=release -Dbench=true \
-      -Dtests=false "-Dcpp_args=$flags" >/dev/null &&
+  (meson setup "$dir/build" "$source" -Dwerror=true -Dbuildtype=release -Dbench=enabled \
+      -Dtests=disabled "-Dcpp_args=$flags" >/dev/null &&
     meson compile -C "$dir/build" bench/lockbox_bench >/dev/null) ||
     { echo "variants: $name does not build" >&2; exit 1; }
 }

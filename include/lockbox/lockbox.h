@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* lockbox: secure secret storage for Linux.
  *
  * Every allocation lives in memory that is locked (mlock, never swapped), excluded from core
@@ -8,6 +9,8 @@
 #define LOCKBOX_LOCKBOX_H
 
 #include <stddef.h>
+
+#include <lockbox/version.h>
 
 #if defined(LOCKBOX_BUILDING) && defined(__GNUC__)
 #define LOCKBOX_API __attribute__((visibility("default")))
@@ -20,6 +23,7 @@
 #define LOCKBOX_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
 #define LOCKBOX_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
 #define LOCKBOX_ALLOC_ALIGN(n) __attribute__((alloc_align(n)))
+/* Ignoring the result is a security bug: a comparison, a protection or a lock that failed. */
 #define LOCKBOX_NODISCARD __attribute__((warn_unused_result))
 #else
 #define LOCKBOX_MALLOC
@@ -27,6 +31,29 @@
 #define LOCKBOX_ALLOC_SIZE2(n, m)
 #define LOCKBOX_ALLOC_ALIGN(n)
 #define LOCKBOX_NODISCARD
+#endif
+
+/* nonnull warns a caller who passes NULL. lockbox itself is built without it: the compiler
+ * may delete a NULL check in a function declared nonnull, and lockbox still answers a NULL
+ * with EINVAL at run time. */
+#if defined(__GNUC__) && !defined(LOCKBOX_BUILDING)
+#define LOCKBOX_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
+#else
+#define LOCKBOX_NONNULL(...)
+#endif
+
+/* GCC 11+: -Wmismatched-dealloc and the analyzer know lockbox_free releases these. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define LOCKBOX_FREED_BY_LOCKBOX_FREE __attribute__((malloc(lockbox_free, 1)))
+#else
+#define LOCKBOX_FREED_BY_LOCKBOX_FREE
+#endif
+
+/* No call throws: C++ callers may rely on it. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define LOCKBOX_NOEXCEPT noexcept
+#else
+#define LOCKBOX_NOEXCEPT
 #endif
 
 #ifdef __cplusplus
@@ -58,27 +85,32 @@ extern "C" {
  * random, and a large block's address range stays reserved and inaccessible for a while.
  * ------------------------------------------------------------------------------------------ */
 
-/* size 0 gives a unique pointer that must be freed. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC
-    LOCKBOX_ALLOC_SIZE(1) void* lockbox_malloc(size_t size);
-/* Overflow-checked; the memory is zero. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC
-    LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(size_t count, size_t size);
-/* Moves the contents to a new block and zeroes the old one. ptr NULL: lockbox_malloc(size).
- * size 0: a unique minimal block (the old one is freed). On failure ptr is left untouched. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_ALLOC_SIZE(2) void* lockbox_realloc(void* ptr, size_t size);
-/* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_ALLOC_ALIGN(1)
-    LOCKBOX_ALLOC_SIZE(2) void* lockbox_aligned_alloc(size_t alignment, size_t size);
 /* Checks the canaries, zeroes the whole block, then frees it (into the quarantine). NULL is a
  * no-op. */
-LOCKBOX_API void lockbox_free(void* ptr);
+LOCKBOX_API void lockbox_free(void* ptr) LOCKBOX_NOEXCEPT;
+/* size 0 gives a unique pointer that must be freed. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
+    LOCKBOX_ALLOC_SIZE(1) void* lockbox_malloc(size_t size) LOCKBOX_NOEXCEPT;
+/* Overflow-checked; the memory is zero. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
+    LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(size_t count, size_t size) LOCKBOX_NOEXCEPT;
+/* Moves the contents to a new block and zeroes the old one. ptr NULL: lockbox_malloc(size).
+ * size 0: a unique minimal block (the old one is freed). On failure ptr is left untouched. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_FREED_BY_LOCKBOX_FREE LOCKBOX_ALLOC_SIZE(2)
+    void* lockbox_realloc(void* ptr, size_t size) LOCKBOX_NOEXCEPT;
+/* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE LOCKBOX_ALLOC_ALIGN(1)
+    LOCKBOX_ALLOC_SIZE(2) void* lockbox_aligned_alloc(size_t alignment,
+                                                      size_t size) LOCKBOX_NOEXCEPT;
 /* The size requested for ptr (the byte after it is zero, then canary); 0 for NULL. */
-LOCKBOX_API size_t lockbox_usable_size(const void* ptr);
+LOCKBOX_API size_t lockbox_usable_size(const void* ptr) LOCKBOX_NOEXCEPT;
 /* 1 if ptr is a live pointer returned by lockbox, 0 otherwise (never aborts). */
-LOCKBOX_API int lockbox_owns(const void* ptr);
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strdup(const char* s);
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC char* lockbox_strndup(const char* s, size_t n);
+LOCKBOX_API int lockbox_owns(const void* ptr) LOCKBOX_NOEXCEPT;
+/* A copy of s (at most n bytes of it, then NUL) in lockbox memory. */
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE LOCKBOX_NONNULL(1)
+    char* lockbox_strdup(const char* s) LOCKBOX_NOEXCEPT;
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE LOCKBOX_NONNULL(1)
+    char* lockbox_strndup(const char* s, size_t n) LOCKBOX_NOEXCEPT;
 
 /* ------------------------------------------------------------------------------------------
  * Guarded secrets
@@ -96,15 +128,17 @@ typedef enum lockbox_protection {
 } lockbox_protection;
 
 /* Starts read-write. NULL + errno (ENOMEM) + lockbox_last_error() on failure. */
-LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC
-    LOCKBOX_ALLOC_SIZE(1) void* lockbox_guarded_alloc(size_t size);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
+    LOCKBOX_ALLOC_SIZE(1) void* lockbox_guarded_alloc(size_t size) LOCKBOX_NOEXCEPT;
 /* 0, or -1 with errno EINVAL when ptr is not a live guarded secret or protection is unknown. */
-LOCKBOX_API int lockbox_protect(void* ptr, lockbox_protection protection);
+LOCKBOX_API LOCKBOX_NODISCARD int lockbox_protect(void* ptr,
+                                                  lockbox_protection protection) LOCKBOX_NOEXCEPT;
 
 /* Constant-time comparison: 1 if the len bytes at a and b are equal, else 0. */
-LOCKBOX_API int lockbox_memeq(const void* a, const void* b, size_t len);
+LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_NONNULL(1, 2)
+    int lockbox_memeq(const void* a, const void* b, size_t len) LOCKBOX_NOEXCEPT;
 /* Zeroing the compiler cannot remove. */
-LOCKBOX_API void lockbox_memzero(void* ptr, size_t len);
+LOCKBOX_API void lockbox_memzero(void* ptr, size_t len) LOCKBOX_NOEXCEPT;
 
 /* ------------------------------------------------------------------------------------------
  * Sealed secrets
@@ -125,28 +159,29 @@ typedef struct lockbox_sealed lockbox_sealed;
 /* Seals a copy of size bytes at data (size 0 is allowed; data may then be NULL). The caller
  * still owns data: wipe it (lockbox_memzero, lockbox_free) if it was the only plaintext.
  * NULL with errno EINVAL (data NULL, size not 0) or ENOMEM, and lockbox_last_error(). */
-LOCKBOX_API LOCKBOX_NODISCARD lockbox_sealed* lockbox_seal(const void* data, size_t size);
+LOCKBOX_API LOCKBOX_NODISCARD lockbox_sealed* lockbox_seal(const void* data,
+                                                           size_t size) LOCKBOX_NOEXCEPT;
 /* A read-only view of the plaintext (lockbox_sealed_size(box) bytes, aligned to 16), valid
  * until the matching lockbox_sealed_close. NULL with errno: EBUSY a writable view is open,
  * EACCES the box belongs to the parent of this forked child, ENOMEM, EINVAL box is NULL. */
-LOCKBOX_API LOCKBOX_NODISCARD const void* lockbox_sealed_open(lockbox_sealed* box);
+LOCKBOX_API LOCKBOX_NODISCARD const void* lockbox_sealed_open(lockbox_sealed* box) LOCKBOX_NOEXCEPT;
 /* A writable view; exclusive (EBUSY while any other view is open), otherwise as above. Its
  * close seals what the view then holds. */
-LOCKBOX_API LOCKBOX_NODISCARD void* lockbox_sealed_open_rw(lockbox_sealed* box);
+LOCKBOX_API LOCKBOX_NODISCARD void* lockbox_sealed_open_rw(lockbox_sealed* box) LOCKBOX_NOEXCEPT;
 /* Ends a view; the last one wipes the plaintext. Closing a view that is not open on this box
  * is fatal ("view is not open on this sealed box"), like a double free. */
-LOCKBOX_API void lockbox_sealed_close(lockbox_sealed* box, const void* view);
+LOCKBOX_API void lockbox_sealed_close(lockbox_sealed* box, const void* view) LOCKBOX_NOEXCEPT;
 /* The plaintext's size; 0 with errno EACCES for a parent's box in a forked child. */
-LOCKBOX_API size_t lockbox_sealed_size(const lockbox_sealed* box);
+LOCKBOX_API size_t lockbox_sealed_size(const lockbox_sealed* box) LOCKBOX_NOEXCEPT;
 /* Wipes and frees the box (and the plaintext of any view still open: such views end here).
  * NULL is a no-op. A pointer that is not a live box is fatal. */
-LOCKBOX_API void lockbox_sealed_free(lockbox_sealed* box);
+LOCKBOX_API void lockbox_sealed_free(lockbox_sealed* box) LOCKBOX_NOEXCEPT;
 /* New random shares, and every box re-sealed under the key they give: call it periodically
  * (from a timer thread, say every few minutes, or after each unlock of a database) to bound
  * how long one set of shares lives. Costs about one decryption and one encryption of every
  * box; views stay valid. 0, or -1 with errno ENOMEM (the old key and boxes stay as they
  * were). */
-LOCKBOX_API int lockbox_sealed_rekey(void);
+LOCKBOX_API int lockbox_sealed_rekey(void) LOCKBOX_NOEXCEPT;
 
 /* ------------------------------------------------------------------------------------------
  * Locking memory lockbox did not allocate
@@ -162,14 +197,14 @@ LOCKBOX_API int lockbox_sealed_rekey(void);
  * len 0 is a no-op. A forked child inherits none of these locks.
  * ------------------------------------------------------------------------------------------ */
 
-LOCKBOX_API int lockbox_lock(const void* addr, size_t len);
-LOCKBOX_API int lockbox_unlock(const void* addr, size_t len);
+LOCKBOX_API LOCKBOX_NODISCARD int lockbox_lock(const void* addr, size_t len) LOCKBOX_NOEXCEPT;
+LOCKBOX_API int lockbox_unlock(const void* addr, size_t len) LOCKBOX_NOEXCEPT;
 /* Zeroes [addr, addr+len) while still locked, then unlocks: for a passphrase on the stack. */
-LOCKBOX_API int lockbox_unlock_and_zero(void* addr, size_t len);
+LOCKBOX_API LOCKBOX_NODISCARD int lockbox_unlock_and_zero(void* addr, size_t len) LOCKBOX_NOEXCEPT;
 /* Tells lockbox that the application has called (1) or undone (0) mlockall(): while set,
  * lockbox never munlocks anything, so it cannot undo the application's own lock. lockbox also
  * sets it by itself when it sees mlockall(MCL_FUTURE) lock a fresh mapping. Returns 0. */
-LOCKBOX_API int lockbox_set_mlockall(int active);
+LOCKBOX_API int lockbox_set_mlockall(int active) LOCKBOX_NOEXCEPT;
 
 /* ------------------------------------------------------------------------------------------
  * Policy, errors and statistics
@@ -184,8 +219,8 @@ typedef enum lockbox_policy {
 
 /* 0, or -1 with errno EINVAL for an unknown policy. The environment variable
  * LOCKBOX_POLICY=strict|best-effort sets the initial policy (ignored in setuid programs). */
-LOCKBOX_API int lockbox_set_policy(lockbox_policy policy);
-LOCKBOX_API lockbox_policy lockbox_get_policy(void);
+LOCKBOX_API int lockbox_set_policy(lockbox_policy policy) LOCKBOX_NOEXCEPT;
+LOCKBOX_API lockbox_policy lockbox_get_policy(void) LOCKBOX_NOEXCEPT;
 
 typedef enum lockbox_backend {
   /* Default: anonymous memory, locked with mlock. */
@@ -202,12 +237,18 @@ typedef enum lockbox_backend {
 /* Chooses the backend of arenas created from now on (small allocations; large blocks and
  * guarded secrets are always anonymous). 0, or -1 with errno EINVAL. The environment variable
  * LOCKBOX_BACKEND=anon|secretmem|auto sets the initial choice. */
-LOCKBOX_API int lockbox_set_backend(lockbox_backend backend);
-LOCKBOX_API lockbox_backend lockbox_get_backend(void);
+LOCKBOX_API int lockbox_set_backend(lockbox_backend backend) LOCKBOX_NOEXCEPT;
+LOCKBOX_API lockbox_backend lockbox_get_backend(void) LOCKBOX_NOEXCEPT;
+
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH"; compare it with
+ * LOCKBOX_VERSION_STRING, the version of the header it was built with. */
+LOCKBOX_API const char* lockbox_version(void) LOCKBOX_NOEXCEPT;
 
 /* This thread's last failure as a readable sentence ("no error" before any). */
-LOCKBOX_API const char* lockbox_last_error(void);
+LOCKBOX_API const char* lockbox_last_error(void) LOCKBOX_NOEXCEPT;
 
+/* The struct only grows at its end; a caller passes the size it was built with (sizeof), so
+ * programs built against an older header keep working with a newer library. */
 typedef struct lockbox_stats {
   size_t locked_bytes;        /* bytes lockbox holds mlocked right now (what it adds to VmLck) */
   size_t unlocked_bytes;      /* bytes of pages handed out unlocked under BEST_EFFORT */
@@ -226,12 +267,20 @@ typedef struct lockbox_stats {
   size_t open_sealed_boxes;   /* sealed boxes with at least one view open (plaintext present) */
 } lockbox_stats;
 
-/* Fills *out (no-op for NULL). A forked child's stats cover only what it allocated itself. */
-LOCKBOX_API void lockbox_get_stats(lockbox_stats* out);
+/* The size of the first lockbox_stats (13 fields): the least a caller may pass. */
+#define LOCKBOX_STATS_MIN_SIZE (13 * sizeof(size_t))
+
+/* Fills the first size bytes of *out: call it as lockbox_get_stats(&stats, sizeof stats).
+ * Returns how many bytes it filled, the smaller of size and the library's own struct; bytes
+ * beyond those (fields newer than the library) are set to 0. 0 with errno EINVAL when out is
+ * NULL or size is below LOCKBOX_STATS_MIN_SIZE. A forked child's stats cover only what it
+ * allocated itself. */
+LOCKBOX_API LOCKBOX_NONNULL(1)
+    size_t lockbox_get_stats(lockbox_stats* out, size_t size) LOCKBOX_NOEXCEPT;
 
 /* Writes the environment variables lockbox reads, one per line, into buffer (always
  * NUL-terminated when capacity > 0); returns the length the whole text needs. */
-LOCKBOX_API size_t lockbox_describe_options(char* buffer, size_t capacity);
+LOCKBOX_API size_t lockbox_describe_options(char* buffer, size_t capacity) LOCKBOX_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox for C++17 and later: standard-library containers, smart pointers and RAII types over
 // the C API in lockbox.h, keeping every byte of a secret in lockbox memory. Failures throw:
 // std::bad_alloc for allocation, std::system_error (errno and lockbox_last_error()) for the
@@ -11,10 +12,17 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+// libc++ before 16 (clang 14's) has no <memory_resource>: lockbox::memory_resource is then
+// left out, and LOCKBOX_HAS_MEMORY_RESOURCE says which.
+#if __has_include(<memory_resource>)
 #include <memory_resource>
+#define LOCKBOX_HAS_MEMORY_RESOURCE 1
+#endif
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -29,6 +37,13 @@ namespace lockbox {
 namespace detail {
 [[noreturn]] inline void throw_lock_error() {
   throw std::system_error(errno, std::generic_category(), lockbox_last_error());
+}
+// Where a failure cannot be thrown (destructors, noexcept ends of a view) and carrying on would
+// leave a secret readable or unzeroed: say why and stop, never continue quietly.
+inline void or_abort(int result, const char* what) noexcept {
+  if (result == 0) return;
+  std::fprintf(stderr, "lockbox: %s failed: %s\n", what, lockbox_last_error());
+  std::abort();
 }
 }  // namespace detail
 
@@ -108,12 +123,13 @@ class string {
 
   string() { bytes_.push_back('\0'); }
   string(const char* text) : string(std::string_view(text)) {}
-  string(std::string_view text) {
-    bytes_.reserve(text.size() + 1);
-    bytes_.insert(bytes_.end(), text.begin(), text.end());
-    bytes_.push_back('\0');
+  // One allocation of the final size, zero-filled (so the NUL is there), then the characters:
+  // nothing to relocate. (reserve() on the empty vector made GCC 12 warn, wrongly, that the
+  // relocation of its no elements overflowed the new block: -Wstringop-overflow at -O3.)
+  string(std::string_view text) : bytes_(text.size() + 1) {
+    if (!text.empty()) std::memcpy(bytes_.data(), text.data(), text.size());
   }
-  string(size_type count, char c) : bytes_(count, c) { bytes_.push_back('\0'); }
+  string(size_type count, char c) : bytes_(count + 1, c) { bytes_.back() = '\0'; }
   string(const string&) = default;
   string(string&& other) noexcept : bytes_(std::move(other.bytes_)) { other.reset_to_empty(); }
   string& operator=(const string&) = default;
@@ -179,10 +195,18 @@ class string {
     bytes_.back() = '\0';
   }
   void clear() noexcept { bytes_.assign(1, '\0'); }
+  // Shrinking cuts before the NUL and never allocates. Growing builds the new buffer at its
+  // final size (zero-filled, so the NUL is there) and copies: vector's own insert would do the
+  // same, but GCC 12 (-O3) wrongly reports its relocation as an overflow (-Wstringop-overflow).
   void resize(size_type count, char c = '\0') {
-    bytes_.pop_back();
-    bytes_.resize(count, c);
-    bytes_.push_back('\0');
+    if (count <= size()) {
+      bytes_.erase(bytes_.begin() + static_cast<std::ptrdiff_t>(count), bytes_.end() - 1);
+      return;
+    }
+    vector<char> grown(count + 1);
+    std::memcpy(grown.data(), bytes_.data(), size());
+    std::memset(grown.data() + size(), c, count - size());
+    bytes_.swap(grown);  // the old buffer is zeroed as it goes back to lockbox
   }
   void reserve(size_type count) { bytes_.reserve(count + 1); }
   void shrink_to_fit() { bytes_.shrink_to_fit(); }
@@ -225,6 +249,7 @@ class string {
   vector<char> bytes_;
 };
 
+#ifdef LOCKBOX_HAS_MEMORY_RESOURCE
 // A std::pmr::memory_resource over lockbox, for std::pmr containers.
 class memory_resource : public std::pmr::memory_resource {
  private:
@@ -244,6 +269,7 @@ inline memory_resource* resource() noexcept {
   static memory_resource instance;
   return &instance;
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Owning pointers
@@ -303,7 +329,7 @@ class secret {
     set_protection(LOCKBOX_NOACCESS);
   }
   ~secret() {
-    lockbox_protect(memory_, LOCKBOX_READWRITE);
+    detail::or_abort(lockbox_protect(memory_, LOCKBOX_READWRITE), "opening a secret to destroy it");
     static_cast<T*>(memory_)->~T();
     lockbox_free(memory_);  // zeroes it
   }
@@ -370,12 +396,15 @@ class secret {
   }
   void end_read() const noexcept {
     std::lock_guard<std::mutex> guard(mutex_);
-    if (--readers_ == 0) lockbox_protect(memory_, LOCKBOX_NOACCESS);
+    if (--readers_ == 0) {
+      detail::or_abort(lockbox_protect(memory_, LOCKBOX_NOACCESS),
+                       "closing a secret after reading");
+    }
   }
   void end_write() noexcept {
     std::lock_guard<std::mutex> guard(mutex_);
     writing_ = false;
-    lockbox_protect(memory_, LOCKBOX_NOACCESS);
+    detail::or_abort(lockbox_protect(memory_, LOCKBOX_NOACCESS), "closing a secret after writing");
   }
 
   void* memory_ = nullptr;
@@ -574,7 +603,7 @@ class locked_buffer {
   locked_buffer() {
     if (lockbox_lock(bytes_, N) != 0) detail::throw_lock_error();
   }
-  ~locked_buffer() { lockbox_unlock_and_zero(bytes_, N); }
+  ~locked_buffer() { detail::or_abort(lockbox_unlock_and_zero(bytes_, N), "unlocking a buffer"); }
   locked_buffer(const locked_buffer&) = delete;
   locked_buffer& operator=(const locked_buffer&) = delete;
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C entry points for allocation: argument checks, errno and the readable reason. Everything
 // past the checks belongs to the heap.
 #include <cerrno>
@@ -33,7 +34,7 @@ bool is_power_of_two(std::size_t value) { return value != 0 && (value & (value -
 
 extern "C" {
 
-void* lockbox_malloc(std::size_t size) {
+void* lockbox_malloc(std::size_t size) noexcept {
   if (size > kMaxRequest) {
     set_last_error("lockbox_malloc: %zu bytes is more than lockbox can ever provide", size);
     return fail(ENOMEM);
@@ -41,7 +42,7 @@ void* lockbox_malloc(std::size_t size) {
   return out_of_memory_unless(Heap::instance().allocate(size, Operation::kMalloc));
 }
 
-void* lockbox_calloc(std::size_t count, std::size_t size) {
+void* lockbox_calloc(std::size_t count, std::size_t size) noexcept {
   std::size_t total = 0;
   if (__builtin_mul_overflow(count, size, &total) || total > kMaxRequest) {
     set_last_error("lockbox_calloc: %zu elements of %zu bytes overflow the address space", count,
@@ -52,7 +53,7 @@ void* lockbox_calloc(std::size_t count, std::size_t size) {
   return out_of_memory_unless(Heap::instance().allocate(total, Operation::kCalloc));
 }
 
-void* lockbox_realloc(void* ptr, std::size_t size) {
+void* lockbox_realloc(void* ptr, std::size_t size) noexcept {
   if (ptr == nullptr) return lockbox_malloc(size);
   if (size > kMaxRequest) {
     set_last_error("lockbox_realloc: %zu bytes is more than lockbox can ever provide", size);
@@ -61,7 +62,7 @@ void* lockbox_realloc(void* ptr, std::size_t size) {
   return out_of_memory_unless(Heap::instance().reallocate(ptr, size));
 }
 
-void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
+void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
   if (!is_power_of_two(alignment)) {
     set_last_error("lockbox_aligned_alloc: alignment %zu is not a power of two", alignment);
     return fail(EINVAL);
@@ -77,22 +78,22 @@ void* lockbox_aligned_alloc(std::size_t alignment, std::size_t size) {
       Heap::instance().allocate(size, alignment, Operation::kAlignedAlloc));
 }
 
-void lockbox_free(void* ptr) {
+void lockbox_free(void* ptr) noexcept {
   if (ptr == nullptr) return;
   Heap::instance().free(ptr, Operation::kFree);
 }
 
-std::size_t lockbox_usable_size(const void* ptr) {
+std::size_t lockbox_usable_size(const void* ptr) noexcept {
   if (ptr == nullptr) return 0;
   return Heap::instance().usable_size(ptr, Operation::kUsableSize);
 }
 
-int lockbox_owns(const void* ptr) {
+int lockbox_owns(const void* ptr) noexcept {
   if (ptr == nullptr) return 0;
   return Heap::instance().owns(ptr) ? 1 : 0;
 }
 
-char* lockbox_strndup(const char* s, std::size_t n) {
+char* lockbox_strndup(const char* s, std::size_t n) noexcept {
   if (s == nullptr) {
     set_last_error("lockbox_strndup: the string is NULL");
     return static_cast<char*>(fail(EINVAL));
@@ -111,7 +112,7 @@ char* lockbox_strndup(const char* s, std::size_t n) {
   return copy;
 }
 
-char* lockbox_strdup(const char* s) {
+char* lockbox_strdup(const char* s) noexcept {
   if (s == nullptr) {
     set_last_error("lockbox_strdup: the string is NULL");
     return static_cast<char*>(fail(EINVAL));

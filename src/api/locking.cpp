@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C entry points for locking caller memory: errno and -1 on the way out.
 #include <cerrno>
 
@@ -19,19 +20,19 @@ int result(int error) {
 
 extern "C" {
 
-int lockbox_lock(const void* addr, size_t len) {
+int lockbox_lock(const void* addr, size_t len) noexcept {
   return result(Heap::instance().caller_locks().lock(addr, len));
 }
 
-int lockbox_unlock(const void* addr, size_t len) {
+int lockbox_unlock(const void* addr, size_t len) noexcept {
   return result(Heap::instance().caller_locks().unlock(const_cast<void*>(addr), len, false));
 }
 
-int lockbox_unlock_and_zero(void* addr, size_t len) {
+int lockbox_unlock_and_zero(void* addr, size_t len) noexcept {
   return result(Heap::instance().caller_locks().unlock(addr, len, true));
 }
 
-int lockbox_set_mlockall(int active) {
+int lockbox_set_mlockall(int active) noexcept {
   lockbox::pages::set_mlockall_active(active != 0);
   return 0;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C entry points for sealed boxes: errno and the readable reason. The boxes themselves
 // belong to sealed/.
 #include <cerrno>
@@ -31,7 +32,7 @@ bool is_null(const lockbox_sealed* box, const char* call) {
 
 extern "C" {
 
-lockbox_sealed* lockbox_seal(const void* data, size_t size) {
+lockbox_sealed* lockbox_seal(const void* data, size_t size) noexcept {
   Box* box = nullptr;
   if (int err = SealedBoxes::instance().seal(data, size, &box)) {
     errno = err;
@@ -40,37 +41,37 @@ lockbox_sealed* lockbox_seal(const void* data, size_t size) {
   return reinterpret_cast<lockbox_sealed*>(box);
 }
 
-const void* lockbox_sealed_open(lockbox_sealed* box) {
+const void* lockbox_sealed_open(lockbox_sealed* box) noexcept {
   if (is_null(box, "lockbox_sealed_open")) return nullptr;
   void* view = nullptr;
   if (int err = SealedBoxes::instance().open(as_box(box), false, &view)) return fail(err);
   return view;
 }
 
-void* lockbox_sealed_open_rw(lockbox_sealed* box) {
+void* lockbox_sealed_open_rw(lockbox_sealed* box) noexcept {
   if (is_null(box, "lockbox_sealed_open_rw")) return nullptr;
   void* view = nullptr;
   if (int err = SealedBoxes::instance().open(as_box(box), true, &view)) return fail(err);
   return view;
 }
 
-void lockbox_sealed_close(lockbox_sealed* box, const void* view) {
+void lockbox_sealed_close(lockbox_sealed* box, const void* view) noexcept {
   if (is_null(box, "lockbox_sealed_close")) return;
   if (int err = SealedBoxes::instance().close(as_box(box), view)) errno = err;
 }
 
-size_t lockbox_sealed_size(const lockbox_sealed* box) {
+size_t lockbox_sealed_size(const lockbox_sealed* box) noexcept {
   if (is_null(box, "lockbox_sealed_size")) return 0;
   size_t size = 0;
   if (int err = SealedBoxes::instance().size(as_box(box), &size)) errno = err;
   return size;
 }
 
-void lockbox_sealed_free(lockbox_sealed* box) {
+void lockbox_sealed_free(lockbox_sealed* box) noexcept {
   if (box != nullptr) SealedBoxes::instance().free(as_box(box));
 }
 
-int lockbox_sealed_rekey(void) {
+int lockbox_sealed_rekey(void) noexcept {
   if (int err = SealedBoxes::instance().rekey()) {
     errno = err;
     return -1;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C entry points for guarded secrets and the constant-time helpers.
 #include <sodium.h>
 
@@ -12,7 +13,7 @@ using Protection = lockbox::large::LargeHeap::Protection;
 
 extern "C" {
 
-void* lockbox_guarded_alloc(size_t size) {
+void* lockbox_guarded_alloc(size_t size) noexcept {
   if (size > lockbox::kMaxRequest) {
     lockbox::set_last_error(
         "lockbox_guarded_alloc: %zu bytes is more than lockbox can ever provide", size);
@@ -24,7 +25,7 @@ void* lockbox_guarded_alloc(size_t size) {
   return secret;
 }
 
-int lockbox_protect(void* ptr, lockbox_protection protection) {
+int lockbox_protect(void* ptr, lockbox_protection protection) noexcept {
   Protection wanted;
   switch (protection) {
     case LOCKBOX_NOACCESS:
@@ -49,10 +50,10 @@ int lockbox_protect(void* ptr, lockbox_protection protection) {
   return 0;
 }
 
-int lockbox_memeq(const void* a, const void* b, size_t len) {
+int lockbox_memeq(const void* a, const void* b, size_t len) noexcept {
   return sodium_memcmp(a, b, len) == 0 ? 1 : 0;
 }
 
-void lockbox_memzero(void* ptr, size_t len) { sodium_memzero(ptr, len); }
+void lockbox_memzero(void* ptr, size_t len) noexcept { sodium_memzero(ptr, len); }
 
 }  // extern "C"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Exact accounting: lockbox only mlocks pages it has charged here, and never locks a page
 // twice, so locked_bytes() is what lockbox adds to VmLck in /proc/self/status.
 #include "budget/budget.hpp"

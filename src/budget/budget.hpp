@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The RLIMIT_MEMLOCK budget: bytes lockbox holds locked, checked against the soft limit
 // before every mlock, and the policy that decides what happens when it runs out. Only bytes and
 // the limit: where arenas come from is the secretmem pool's to decide (pages/secretmem_pool.hpp),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lock() runs in five steps over a plan of the range's pages: plan (what each page is, and what
 // the kernel says about the foreign ones), hold (arena pages count like objects), lock (mlock
 // the foreign pages, under the budget and the policy), exclude from dumps, record. A step that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox_lock / lockbox_unlock: nested locks on any memory, counted per page. A page of a
 // lockbox arena is held through the arena's own refcount (so objects and caller locks nest with
 // each other); a foreign page is mlocked and excluded from dumps on its first lock and released

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Dispatch between the small and the large heap, start-up and fork. A forked child keeps the
 // parent's arenas mapped (wiped by MADV_WIPEONFORK) only so that its frees of inherited pointers
 // are recognised; it allocates from fresh arenas and its stats start from zero.

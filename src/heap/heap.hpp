@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The front door: lazy thread-safe start-up, the choice between small and large, thread caches
 // and the shard each thread refills from, fork handling, and the lock order. A thread holding
 // one of these locks takes only locks further down the list:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Whether this thread is inside lockbox, for the two readers that must know:
 //   - a signal handler that calls lockbox on the thread it interrupted (lockbox_free to wipe a
 //     secret on SIGTERM): when the thread was inside, the interrupted call may be halfway

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Parses and describes the tunables listed in options.inc.
 #include "heap/options.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Tunables from the environment, as options.inc lists them, read once at start-up with
 // secure_getenv, so setuid and setgid programs ignore them.
 #pragma once

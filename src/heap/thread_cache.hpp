@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A thread's cache of small slots, per size class, with no lock taken. Freed slots (zeroed) wait
 // in a quarantine before they can be handed out again: a slot freed by this thread becomes
 // eligible only after kQuarantine[class] later frees of its class here, and an allocation takes

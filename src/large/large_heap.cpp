@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Large blocks are rare and big: one mapping each keeps the guard pages exact. A freed block's
 // pages go back to the kernel at once (munlock, discard, PROT_NONE); its range waits in the
 // quarantine and is unmapped when newer blocks push it out.
@@ -56,7 +57,7 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   if (!reserve(block)) return nullptr;
   void* mapping = block.mapping;
   unsigned char* pointer = place(block, alignment);
-  auto start = reinterpret_cast<std::uintptr_t>(pointer);
+  std::uintptr_t key = table_key(pointer);
   unsigned char* data = committed_start(block);
   unsigned char* end = data + committed_bytes(block);
   switch (pages::commit(budget, data, committed_bytes(block), reclaimer)) {
@@ -76,9 +77,10 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
                        FirstByte::kZero);
     LeadingSpan lead = leading_span(data, pointer);
     canary::write_span(data, lead.from, lead.to, block.canary, FirstByte::kRandom);
-    if (blocks_.insert(start, block)) {
+    if (blocks_.insert(key, block)) {
       sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
       sanitizers::poison(data + lead.from, lead.to - lead.from);
+      sanitizers::allocated(pointer, size);
       ++stats_.live_allocations;
       stats_.in_use_bytes += size;
       stats_.reserved_bytes += mapping_bytes(block);
@@ -139,6 +141,7 @@ void LargeHeap::check_and_wipe(void* pointer, const Block& block, report::Operat
   auto* bytes = static_cast<unsigned char*>(pointer);
   std::size_t tail = static_cast<std::size_t>(data + data_bytes - bytes);
   LeadingSpan lead = leading_span(data, bytes);
+  sanitizers::released(pointer);
   sanitizers::unpoison(data, data_bytes);
   if (!canary::span_intact(bytes, block.size, tail, block.canary, FirstByte::kZero)) {
     report::fatal_canary_broken(operation, pointer);
@@ -175,7 +178,7 @@ void LargeHeap::zero_resident_pages(unsigned char* data, std::size_t bytes) {
 LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
                                       report::Operation operation, std::uintptr_t* mapping,
                                       std::size_t* mapping_size) {
-  auto key = reinterpret_cast<std::uintptr_t>(pointer);
+  std::uintptr_t key = table_key(pointer);
   Block block;
   {
     MaskedLockGuard guard(lock_);
@@ -194,7 +197,8 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     // A forked child's copy of its parent's block (wiped by the kernel, or absent): it only
     // goes away, as before the quarantine existed. Its poisoning (inherited with the
     // sanitizer's shadow) must go too: the kernel may map the child's next block there.
-    sanitizers::unpoison(block.mapping, mapping_bytes(block));
+    sanitizers::released(pointer);
+    sanitizers::returned_to_kernel(block.mapping, mapping_bytes(block));
     evicted[evicted_count++] = {key, block.mapping, mapping_bytes(block)};
   } else {
     check_and_wipe(pointer, block, operation);
@@ -205,8 +209,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
                         pages::mlockall_active())) {
       report::fatal_os_failure("munlock or mprotect", committed_start(block));
     }
-    // Nothing may stay poisoned where the kernel may one day map something else.
-    sanitizers::unpoison(block.mapping, mapping_bytes(block));
+    sanitizers::returned_to_kernel(block.mapping, mapping_bytes(block));
   }
   {
     MaskedLockGuard guard(lock_);
@@ -256,7 +259,7 @@ bool LargeHeap::in_quarantine(std::uintptr_t pointer) const {
 
 int LargeHeap::protect(void* pointer, Protection protection) {
   MaskedLockGuard guard(lock_);
-  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  Block* found = blocks_.find(table_key(pointer));
   if (found == nullptr || !found->guarded || found->freeing) {
     set_last_error("lockbox_protect: %p is not a live secret from lockbox_guarded_alloc", pointer);
     return EINVAL;
@@ -277,13 +280,13 @@ int LargeHeap::protect(void* pointer, Protection protection) {
 
 bool LargeHeap::is_guarded(const void* pointer) {
   MaskedLockGuard guard(lock_);
-  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  Block* found = blocks_.find(table_key(pointer));
   return found != nullptr && found->guarded;
 }
 
 bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {
   MaskedLockGuard guard(lock_);
-  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  Block* found = blocks_.find(table_key(pointer));
   if (found == nullptr || found->freeing) return false;
   *size = found->size;
   return true;
@@ -291,7 +294,7 @@ bool LargeHeap::usable_size(const void* pointer, std::size_t* size) {
 
 LargeHeap::Ownership LargeHeap::ownership(const void* pointer) {
   MaskedLockGuard guard(lock_);
-  Block* found = blocks_.find(reinterpret_cast<std::uintptr_t>(pointer));
+  Block* found = blocks_.find(table_key(pointer));
   if (found == nullptr || found->freeing) return Ownership::kNotOwned;
   return found->inherited ? Ownership::kInherited : Ownership::kLive;
 }
@@ -302,8 +305,8 @@ LargeHeap::Block* LargeHeap::block_with_data_page(std::uintptr_t page) {
     auto data = reinterpret_cast<std::uintptr_t>(committed_start(*block));
     return page >= data && page < data + committed_bytes(*block);
   };
-  // Blocks are keyed by their pointer, which sits in one of the block's first two committed
-  // pages (the first may hold only the leading canary).
+  // Blocks are keyed by the byte before their pointer, which sits in one of the block's first
+  // two committed pages (the first may hold only the leading canary).
   if (Block* next = blocks_.after(page); inside(next)) return next;
   if (Block* previous = blocks_.at_or_before(page); inside(previous)) return previous;
   return nullptr;

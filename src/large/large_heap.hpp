@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Large objects (beyond the biggest size class, or aligned beyond a page): each block is its
 // own mapping, [guard][data pages][guard], with the object pushed against the trailing guard so
 // that a linear overflow faults at once. The slack after the object (under 16 bytes, or under
@@ -100,8 +101,14 @@ class LargeHeap {
   static std::size_t committed_bytes(const Block& block) {
     return block.committed_pages * os::kPageSize;
   }
+  // A block's key in the table: the byte before the object (its leading canary), not the
+  // object's address. The table then holds no pointer to any block, so a leak checker that
+  // scans lockbox's bookkeeping (valgrind memcheck) still finds an abandoned block lost.
+  static std::uintptr_t table_key(const void* pointer) {
+    return reinterpret_cast<std::uintptr_t>(pointer) - 1;
+  }
   struct QuarantinedBlock {
-    std::uintptr_t pointer;
+    std::uintptr_t pointer;  // its table_key
     unsigned char* mapping;
     std::size_t bytes;
   };

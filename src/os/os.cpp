@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The only file that talks to the kernel: mmap, mprotect, mlock, madvise, rlimits and /proc.
 // Everything returns an errno value so that policy (fail, fall back, abort) stays with callers.
 #include "os/os.hpp"

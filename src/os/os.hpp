@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The only door to the kernel: every syscall and /proc read lockbox makes lives behind it.
 // Functions return 0 or an errno value (never abort, never touch errno for the caller).
 #pragma once

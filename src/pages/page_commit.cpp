@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Commit and release of secret pages: the budget is charged before mlock and refunded if the
 // kernel refuses, so the budget never disagrees with VmLck.
 #include "pages/page_commit.hpp"

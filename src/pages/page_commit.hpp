@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The life of a secret page at the kernel's level: commit (read-write, then a checked mlock)
 // and release (munlock, discard, PROT_NONE). Small runs and large blocks both go through here,
 // so there is one place where the budget, the policy and the syscalls meet.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The table itself is plain bookkeeping; the heap decides what each transition does.
 // Linear probing, at most half full; erase shifts the entries after it back (no tombstones).
 #include "pages/page_lock_table.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Locks that callers take with lockbox_lock() on any memory: one entry per page with a nesting
 // count, so that the kernel's mlock (which does not nest) is called on a page's 0 -> 1 and
 // munlock on its 1 -> 0 only. The entry remembers what lockbox did to the page, so that unlock

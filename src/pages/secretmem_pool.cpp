@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Pieces of a file are never given back: an arena is never unmapped, so its piece lives as long
 // as the process.
 #include "pages/secretmem_pool.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A pool of memfd_secret files for arenas: each file is sized once (ftruncate) and handed out in
 // arena-sized pieces, so a few descriptors serve every allocation (one per allocation ran out
 // after ~20 peers in rosenpass #341).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Formats the fatal line by hand (no printf, no allocation): the heap may be corrupt when
 // these run, so they touch nothing but the stack and write(2).
 #include "report/report.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Every fatal message lockbox can print, in one place. Each writes exactly one line,
 // "lockbox: fatal: <what> in <operation> at 0x<addr>", to stderr and aborts: a secure
 // allocator fails closed.

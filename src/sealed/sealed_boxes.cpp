@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 #include "sealed/sealed_boxes.hpp"
 
 #include <sodium.h>

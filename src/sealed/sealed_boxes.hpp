@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Sealed boxes (lockbox_seal and friends): secrets kept encrypted in lockbox memory with
 // XChaCha20-Poly1305 under the split key, decrypted into a view only while one is open.
 //

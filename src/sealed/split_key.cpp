@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 #include "sealed/split_key.hpp"
 
 #include <sodium.h>

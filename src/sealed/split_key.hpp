@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The key that seals every box, never stored whole. It exists only as 16 KiB of random shares in
 // a guarded secret of its own (locked, undumped, wiped in a forked child, between guard pages,
 // read-only), and each use derives it again: the shares folded by XOR into 128 bytes, then

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Arena creation: reserve, advise once for the whole arena (no dump, wipe in a forked child),
 // map the metadata apart. Pages are committed later, one run at a time. With the memfd_secret
 // backend the data pages are secret memory mapped over the reservation, charged whole at once;

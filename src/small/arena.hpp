@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // An arena: 1 MiB of address space aligned to 1 MiB, a guard page at each end, carved into
 // runs of one size class each. Its metadata (page refcounts, slot bitmaps, slot words)
 // lives in a separate mapping, so no overflow out of a secret can reach it.

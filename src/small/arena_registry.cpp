@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Publication order: the arena pointer is stored before its key is released, so a reader
 // that sees the key sees a fully built arena.
 #include "small/arena_registry.hpp"

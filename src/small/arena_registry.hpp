@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Which arena, if any, holds an address: a lock-free open-addressing table from the 1 MiB
 // granule of an address to its Arena. Arenas are never removed, so readers need no lock.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Runs and pages of a shard: slots are taken from runs with room (committing and locking the
 // pages under them first) and given back (dropping the page references); a page is unlocked
 // only when no object overlaps it and the shard's reserve of empty locked pages is full.
@@ -399,6 +400,7 @@ void Shard::free_inherited(Arena& arena, void* pointer, report::Operation operat
   if (slot_state(seen) != kSlotLive) report_not_live(operation, pointer, seen);
   auto [run, slot] = locate(arena, static_cast<unsigned char*>(pointer));
   word->store(slot_word(kSlotFree, run.class_index), std::memory_order_relaxed);
+  sanitizers::released(pointer);
   run.used.clear(slot);
   --run.live;
 }

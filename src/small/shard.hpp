@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A shard of the small-object heap: its own lock, arenas and per-class lists of runs with free
 // slots. Threads spread over shards, so two threads rarely wait for each other.
 #pragma once

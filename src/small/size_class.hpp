@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Size classes for small objects: slot sizes, how many pages a run of each class spans, and
 // the lookup from a request (plus its trailing canary) to a class. All computed at compile time.
 #pragma once

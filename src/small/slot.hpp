@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A slot's own life, outside any lock: handing a slot to the application (write-after-free
 // check, canary) and taking it back (double-free and canary checks, zeroing). Safe without the
 // shard lock because a slot that is live or cached belongs to exactly one owner, and its run
@@ -198,6 +199,7 @@ inline void hand_out(const CachedSlot& slot, std::size_t class_index, std::size_
   // application did to pass the pointer across. Every state change of a slot word is a release,
   // and every read that decides on one an acquire.
   word.store(slot_word(kSlotLive, class_index, size, kept), std::memory_order_release);
+  sanitizers::allocated(slot.address, size);
 }
 
 // What a free learned about the slot it took back.
@@ -239,6 +241,7 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
   std::size_t requested = slot_requested(word);
   std::size_t slot_size = kSlotSizes[class_index];
   SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
+  sanitizers::released(bytes);
   sanitizers::unpoison(bytes, slot_size);
   if constexpr (!bench_switches::kNoCanary) {
     if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(operation, pointer);
@@ -264,6 +267,7 @@ inline void retire_inherited_slot(Arena& arena, void* pointer, Operation operati
                                      std::memory_order_acq_rel)) {
     report_not_live(operation, pointer, word);
   }
+  sanitizers::released(pointer);
 }
 
 inline FreedSlot take_back(Arena& arena, void* pointer, Operation operation) {

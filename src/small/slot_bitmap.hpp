@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // One bit per slot of a run: set = handed out. Lives in the arena's metadata mapping, never
 // beside the secrets, so an overflow out of a secret cannot forge a free slot.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A small slot's canary: the bytes after the object inside one 16-byte window, which starts at
 // the object's end or, when fewer than 16 bytes of slack remain, ends at the slot's end (so 8 to
 // 16 canary bytes; size classes guarantee 8). Its first byte is zero, so a string that runs past

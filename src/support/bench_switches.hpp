@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Private compile-time switches for bench/variants/run.sh, which builds throwaway copies of
 // lockbox with one check compiled out or one size changed, to measure what each costs (README,
 // "where the time goes"). They are not options of the library: each weakens a promise of

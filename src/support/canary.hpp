@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Canaries around large blocks and guarded secrets: a span of bytes filled from a random word
 // drawn for that block alone (kept in the block's metadata, out of line), so reading one canary
 // tells an attacker that block's canary and nothing about any other. The first byte after an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Zeroing the compiler may not remove: stores, then a barrier that hands the pointer to opaque
 // code which "reads all memory". This is how explicit_bzero and sodium_memzero are built; inline,
 // it keeps a call through the PLT off the free path of every small slot (small/slot.hpp).

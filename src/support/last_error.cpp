@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // This thread's last failure. The message lives in a buffer of the thread's own, allocated at
 // its first failure; only a pointer is thread-local. A 512-byte thread_local array would put the
 // library's whole TLS block past the room glibc keeps for libraries loaded with dlopen (its

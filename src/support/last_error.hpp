@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // This thread's last failure, as a readable sentence: lockbox_last_error() returns it.
 #pragma once
 

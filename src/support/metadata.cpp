@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Bookkeeping memory: lockbox's own mappings (metadata.hpp says why).
 #include "support/metadata.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Memory for lockbox's own bookkeeping: private anonymous mappings of its own, never the C
 // library's heap (an allocator that calls malloc can deadlock in a signal handler, and a
 // failure there must be an error value, not an exception through a C entry point) and never

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A sleeping lock, for the sealed boxes' longer critical sections (a decryption, a rekey of
 // every box): pthread's mutex without std::mutex's exception. pthread_mutex_lock fails only on
 // a corrupted mutex, which is fatal like any other evidence of corruption.

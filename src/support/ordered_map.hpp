@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // An ordered map from addresses to trivially copyable values, on lockbox's own memory (a treap:
 // a search tree whose shape random priorities keep balanced, O(log n) expected per operation).
 // insert() says false when no memory can be had; nothing else can fail. Not thread-safe: the

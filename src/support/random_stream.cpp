@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The process key and nonce counter behind every RandomStream.
 #include "support/random_stream.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Unpredictable bytes for canaries and for the choice of the next slot: ChaCha20 (libsodium)
 // under one per-process key, each refill under a nonce no other refill in the process has used,
 // so streams never repeat each other. Cheap enough for the allocation paths: a refill of 256

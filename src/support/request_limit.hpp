@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The largest request any entry point accepts, in one place: beyond it no mapping can succeed,
 // and pointer differences would overflow.
 #pragma once

@@ -1,6 +1,11 @@
-// AddressSanitizer integration: free slots and canary bytes are poisoned, so an application's
-// use after free or overflow is reported by ASan at the faulting line, not later by lockbox.
-// Without ASan every function here compiles to nothing.
+// SPDX-License-Identifier: ISC
+// Memory checkers told about lockbox's blocks. Under AddressSanitizer free slots and canary
+// bytes are poisoned, so an application's use after free or overflow is reported by ASan at the
+// faulting line, not later by lockbox. Under valgrind memcheck (built with valgrind/memcheck.h)
+// the same bytes are no-access and every block is announced as allocated and freed, so memcheck
+// names a read after free, an overflow into the canary and a leaked block as it does for malloc.
+// Outside valgrind a client request is a few instructions that do nothing; without either
+// checker every function here compiles to nothing.
 #pragma once
 
 #include <cstddef>
@@ -16,25 +21,67 @@
 #ifdef LOCKBOX_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
+#ifdef LOCKBOX_HAVE_MEMCHECK
+#include <valgrind/memcheck.h>
+#endif
 
 namespace lockbox::sanitizers {
 
+// The application must not touch these bytes (free slots, canaries, slack).
 inline void poison(const void* address, std::size_t bytes) {
 #ifdef LOCKBOX_ASAN
   ASAN_POISON_MEMORY_REGION(address, bytes);
-#else
+#endif
+#ifdef LOCKBOX_HAVE_MEMCHECK
+  VALGRIND_MAKE_MEM_NOACCESS(address, bytes);
+#endif
   (void)address;
   (void)bytes;
-#endif
 }
 
+// lockbox itself reads or writes these bytes (checks, zeroing). Their contents are known: zero,
+// or canary lockbox wrote.
 inline void unpoison(const void* address, std::size_t bytes) {
 #ifdef LOCKBOX_ASAN
   ASAN_UNPOISON_MEMORY_REGION(address, bytes);
-#else
+#endif
+#ifdef LOCKBOX_HAVE_MEMCHECK
+  VALGRIND_MAKE_MEM_DEFINED(address, bytes);
+#endif
   (void)address;
   (void)bytes;
+}
+
+// The application now owns [pointer, pointer + size), which reads zero (lockbox's promise).
+inline void allocated(const void* pointer, std::size_t size) {
+#ifdef LOCKBOX_HAVE_MEMCHECK
+  VALGRIND_MALLOCLIKE_BLOCK(pointer, size, 0, 1);
 #endif
+  (void)pointer;
+  (void)size;
+}
+
+// The application gave the block at pointer back: memcheck marks it no-access and remembers
+// where it was freed, for the report of a later use.
+inline void released(const void* pointer) {
+#ifdef LOCKBOX_HAVE_MEMCHECK
+  VALGRIND_FREELIKE_BLOCK(pointer, 0);
+#endif
+  (void)pointer;
+}
+
+// The range goes back to the kernel (unmapped, or PROT_NONE until it is): nothing may stay
+// poisoned in ASan's shadow where the kernel may one day map something else, and for memcheck
+// the application may not touch it.
+inline void returned_to_kernel(const void* address, std::size_t bytes) {
+#ifdef LOCKBOX_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(address, bytes);
+#endif
+#ifdef LOCKBOX_HAVE_MEMCHECK
+  VALGRIND_MAKE_MEM_NOACCESS(address, bytes);
+#endif
+  (void)address;
+  (void)bytes;
 }
 
 }  // namespace lockbox::sanitizers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A test-and-test-and-set lock for the short critical sections of the allocator: cheaper than
 // a futex mutex when uncontended, and it yields the CPU when a holder is slow.
 #pragma once

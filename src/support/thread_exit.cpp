@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The thread-exit hooks: one pthread key whose destructor runs them (thread_exit.hpp says why).
 #include "support/thread_exit.hpp"
 

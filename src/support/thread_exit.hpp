@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // What lockbox does when a thread that used it exits (its cache goes back to the shards, its
 // message page is unmapped), registered without allocating. A thread_local destructor registers
 // itself at the thread's first use through the C library's calloc, which a signal handler's

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """lockbox driven from Python through ctypes, which loads it with dlopen.
 Usage: ctypes_test.py PATH-TO-liblockbox.so"""
 import ctypes

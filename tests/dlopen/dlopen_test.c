@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* lockbox loaded with dlopen, as PAM and PKCS#11 modules and language bindings load it: by a
  * program that does not link it, with a thread that already exists when it is loaded (its
  * thread-local storage then comes from glibc's surplus for such libraries), then unloaded and

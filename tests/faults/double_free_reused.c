@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 #include <lockbox/lockbox.h>
 
 #include "fault.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Shared by the fault programs: each prints the address where it expects lockbox to stop
  * ("expect 0x..."), then commits exactly one memory error. The runner checks the signal and
  * that stderr is exactly one line naming that address. */
@@ -8,6 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Each program commits its bug on purpose. lockbox.h tells GCC that lockbox_free releases
+ * lockbox's blocks, and GCC then refuses the bug at compile time (in real code, rightly). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#pragma GCC diagnostic ignored "-Wmismatched-dealloc"
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+#endif
 
 /* Keep the compiler from deleting or moving the bug under test. */
 #if defined(__clang__)

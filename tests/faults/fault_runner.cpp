@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Runs one fault program and checks how it died: by the expected signal, with stderr exactly
 // one line "<message> at <address>", where <address> is what the program said it expected.
 // Usage: fault_runner ABRT|SEGV "<message>" program source

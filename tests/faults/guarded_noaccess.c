@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 #include <lockbox/lockbox.h>
 
 #include "fault.h"
@@ -6,7 +7,7 @@
 FAULT_MAIN int main(void) {
   volatile unsigned char* secret = lockbox_guarded_alloc(64);
   secret[0] = 1;
-  lockbox_protect((void*)secret, LOCKBOX_NOACCESS);
+  if (lockbox_protect((void*)secret, LOCKBOX_NOACCESS) != 0) return 2;
   fault_catch_segv();
   fault_expect((const void*)secret);
   return secret[0];

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A kernel whose pages are not the 4096 bytes lockbox is built for (16 KiB on some arm64 and
 // ppc64 kernels, 64 KiB on others), simulated: the first call must stop with one clear line.
 #include <lockbox/lockbox.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox::secret<T> outside a view is no-access: a pointer kept from a view faults.
 #include <lockbox/lockbox.hpp>
 

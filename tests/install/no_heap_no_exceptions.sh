@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The library keeps its bookkeeping on its own mappings and contains no way for an exception to
 # start: it references neither the C library's heap (malloc, free, ...) nor the C++ runtime's
 # allocation (operator new, delete) nor anything that throws (__cxa_throw, and std::__throw_*,

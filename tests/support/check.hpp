@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A minimal check harness for the system tests that run as their own process (after dropping
 // privileges, or around fork and core dumps, where doctest's signal handlers get in the way).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 #include "support/core_dump.hpp"
 
 #include <dirent.h>

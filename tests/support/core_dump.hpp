@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Real core dumps for the system tests: whether this machine writes them where a test can read
 // them, and reading (then removing) the one a crashed child left.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Markers for tests that look for a secret in memory or in a core file: the plain text exists
 // only XOR-ed in the binary (not in it, not on the stack), is decoded straight into the memory
 // under test, and is searched for only by the process that does not hold it (or as its encoded

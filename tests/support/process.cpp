@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // /proc readers and privilege dropping for the system tests.
 #include "support/process.hpp"
 

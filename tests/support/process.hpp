@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Helpers the system tests share: the kernel's view of this process (/proc/self), and
 // becoming an ordinary user whose RLIMIT_MEMLOCK really binds.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Huge or bogus ranges given to lockbox_lock are refused before any work in proportion to their
 // length: no exception, no gigabytes of bookkeeping, just -1, ENOMEM and the reason. (Before,
 // 128 TiB at 0x10000 terminated the program with std::bad_alloc, and a 64 GiB hole took 578 MiB
@@ -34,7 +35,7 @@ void refused(const void* address, std::size_t length, const char* reason) {
   CHECK_MESSAGE(growth < kMostPeakGrowth, "the refusal of %zu bytes grew the process by %lld bytes",
                 length, growth);
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.caller_locked_bytes == 0);
 }
 

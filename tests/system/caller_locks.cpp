@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox_lock / lockbox_unlock on memory lockbox did not allocate, as an ordinary user with a
 // 256 KiB RLIMIT_MEMLOCK. Every check reads the kernel's own view (/proc/self/smaps VmFlags,
 // VmLck), not lockbox's bookkeeping.
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "support/check.hpp"
+#include "support/freed.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -27,7 +29,7 @@ long long vmlck() { return lockbox_test::vmlck_bytes(); }
 
 std::size_t caller_locked() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   return stats.caller_locked_bytes;
 }
 
@@ -93,11 +95,11 @@ void application_lock_is_never_undone() {
   unsigned char* page = map_pages(1);
   CHECK(lockbox_test::kernel_mlock(page, kPage) == 0);  // the application's own lock
   lockbox_stats before;
-  lockbox_get_stats(&before);
+  lockbox_get_stats(&before, sizeof before);
   long long vm_before = vmlck();
   CHECK(lockbox_lock(page, 64) == 0);
   lockbox_stats during;
-  lockbox_get_stats(&during);
+  lockbox_get_stats(&during, sizeof during);
   CHECK(during.locked_bytes == before.locked_bytes);  // nothing of lockbox's to charge
   CHECK(lockbox_unlock(page, 64) == 0);
   CHECK(lockbox_test::kernel_says_locked(page, kPage));
@@ -145,7 +147,7 @@ void budget_holds_for_locks() {
   // Half of it fits, and is charged against the same budget as allocations.
   CHECK(lockbox_lock(big, 32 * kPage) == 0);
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.locked_bytes >= 32 * kPage);
   CHECK(vmlck() == static_cast<long long>(stats.locked_bytes));
   CHECK(lockbox_unlock(big, 32 * kPage) == 0);
@@ -156,19 +158,21 @@ void locks_on_lockbox_memory_nest_with_objects() {
   auto* secret = static_cast<unsigned char*>(lockbox_malloc(32));
   auto* neighbour = static_cast<unsigned char*>(lockbox_malloc(32));
   CHECK(lockbox_lock(secret, 32) == 0);
+  const void* secret_address = lockbox_test::address_kept(secret);
   lockbox_free(secret);
   lockbox_free(neighbour);
   // The caller's lock still holds the page, whatever the allocator does with it.
-  CHECK(lockbox_test::kernel_says_locked(secret, 32));
-  CHECK(lockbox_unlock(secret, 32) == 0);
+  CHECK(lockbox_test::kernel_says_locked(secret_address, 32));
+  CHECK(lockbox_unlock(secret_address, 32) == 0);
   void* large = lockbox_malloc(100000);
   CHECK(lockbox_lock(large, 100000) == 0);
   CHECK(lockbox_unlock(large, 100000) == 0);
   CHECK(lockbox_test::kernel_says_locked(large, 100000));  // the block's own lock stays
   CHECK(lockbox_lock(large, 1) == 0);
+  const void* large_address = lockbox_test::address_kept(large);
   lockbox_free(large);  // freeing drops the caller's lock with the block
   errno = 0;
-  CHECK(lockbox_unlock(large, 1) == -1);
+  CHECK(lockbox_unlock(large_address, 1) == -1);
   CHECK(errno == EINVAL);
   CHECK(caller_locked() == 0);
 }
@@ -259,7 +263,7 @@ int main() {
   unlock_and_zero_wipes_a_stack_buffer();
   randomized_against_a_page_model();
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(vmlck() == static_cast<long long>(stats.locked_bytes));
   return lockbox_test::finish();
 }

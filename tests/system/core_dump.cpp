@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A real core dump of a crashing child: it holds a marker the child put in ordinary heap memory
 // (so the core really contains the heap), and not the markers it put in lockbox memory.
 #include <lockbox/lockbox.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The density promise: an ordinary user with the default 8 MiB RLIMIT_MEMLOCK keeps 150,000
 // live 32-byte keys, every one of them locked.
 #include <lockbox/lockbox.h>
@@ -29,7 +30,7 @@ int main() {
   CHECK_MESSAGE(stored == kKeys, "stopped at %zu keys: %s", stored, lockbox_last_error());
 
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   long long vmlck = lockbox_test::vmlck_bytes();
   std::printf("%zu keys: locked %zu KiB, VmLck %lld KiB, %zu mappings\n", stored,
               stats.locked_bytes / 1024, vmlck / 1024, lockbox_test::mapping_count());
@@ -50,7 +51,7 @@ int main() {
   CHECK(lockbox_test::kernel_says_locked(keys[stored - 1], 32));
 
   for (std::size_t i = 0; i < stored; ++i) lockbox_free(keys[i]);
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.live_allocations == 0);
   CHECK(lockbox_test::vmlck_bytes() == static_cast<long long>(stats.locked_bytes));
   return lockbox_test::finish();

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A forked child that really uses lockbox: it reallocates and frees hundreds of pointers of
 // every kind it inherited (small, large, guarded), and allocates, writes and frees hundreds of
 // its own, under whichever backend the suite runs (the secretmem setup: memfd_secret arenas,
@@ -109,7 +110,7 @@ int main() {
   std::vector<void*> guarded;
   for (int i = 0; i < 10; ++i) guarded.push_back(lockbox_guarded_alloc(5000));
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   std::printf("the parent holds %zu blocks (%zu bytes of memfd_secret arenas)\n",
               stats.live_allocations, stats.secretmem_bytes);
   std::fflush(stdout);

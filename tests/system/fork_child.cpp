@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A forked child never sees the parent's secrets (they are wiped), frees the pointers it
 // inherited without crashing, allocates new locked secrets, and its stats start from what it
 // really holds (mlock is not inherited).
@@ -64,7 +65,7 @@ int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t 
   if (!all_zero(large_secret, large_size)) failures |= kSawLargeSecret;
   if (holds_secretmem_descriptor()) failures |= kSecretmemDescriptorOpen;
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   if (stats.locked_bytes != 0 || stats.live_allocations != 0) failures |= kInheritedStats;
   lockbox_free(small_secret);
   lockbox_free(large_secret);
@@ -72,7 +73,7 @@ int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t 
   if (fresh == nullptr) return failures | kCannotAllocate;
   std::memset(fresh, 0x77, 64);
   if (!lockbox_test::kernel_says_locked(fresh, 64)) failures |= kNewSecretUnlocked;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   if (lockbox_test::vmlck_bytes() != static_cast<long long>(stats.locked_bytes) ||
       stats.live_allocations != 1) {
     failures |= kStatsDisagreeWithKernel;
@@ -91,7 +92,7 @@ int main() {
   std::memset(small_secret, 0xA5, 32);
   std::memset(large_secret, 0x5A, kLargeSize);
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   bool secretmem = stats.secretmem_bytes > 0;        // LOCKBOX_BACKEND=secretmem or auto
   CHECK(holds_secretmem_descriptor() == secretmem);  // the check below can tell
   std::printf("small secrets in %s memory\n", secretmem ? "memfd_secret" : "anonymous");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox in a process at vm.max_map_count: the process fills its mappings until the kernel
 // refuses more, then allocates thousands of 4,000-byte secrets (each page then has its own lock
 // state) and frees three of every four. Giving an empty page back splits a locked mapping, which
@@ -74,7 +75,7 @@ int main() {
     if (i % 4 != 3) lockbox_free(secrets[i]);
   }
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   std::size_t locked_at_the_limit = stats.locked_bytes;
 
   for (void* page : fillers) munmap(page, 4096);
@@ -92,7 +93,7 @@ int main() {
   again.reserve(100);
   for (int i = 0; i < 100; ++i) again.push_back(lockbox_malloc(4000));
   for (void* secret : again) lockbox_free(secret);
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK_MESSAGE(lockbox_test::vmlck_bytes() == static_cast<long long>(stats.locked_bytes),
                 "after: VmLck %lld, locked_bytes %zu", lockbox_test::vmlck_bytes(),
                 stats.locked_bytes);

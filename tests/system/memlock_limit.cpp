@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // RLIMIT_MEMLOCK as an ordinary user (CAP_IPC_LOCK gone, limit 64 KiB): STRICT fails cleanly
 // with the reason, the kernel's VmLck never passes the limit, freeing makes room again, and
 // BEST_EFFORT keeps going unlocked after one warning.
@@ -19,7 +20,7 @@ constexpr std::size_t kLimit = 64 * 1024;
 
 void check_kernel_agrees() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   long long vmlck = lockbox_test::vmlck_bytes();
   CHECK_MESSAGE(vmlck >= 0 && static_cast<std::size_t>(vmlck) <= kLimit, "VmLck %lld", vmlck);
   CHECK_MESSAGE(vmlck == static_cast<long long>(stats.locked_bytes), "VmLck %lld, locked_bytes %zu",
@@ -65,7 +66,7 @@ void strict_then_best_effort() {
   check_kernel_agrees();
 
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.unlocked_bytes == 0);
 
   // BEST_EFFORT: 160 KiB of secrets under a 64 KiB limit, all usable, one warning.
@@ -80,7 +81,7 @@ void strict_then_best_effort() {
   std::string warnings = lockbox_test::stop_capturing_stderr();
   CHECK(keys.size() == 40);
   for (std::size_t i = 0; i < keys.size(); ++i) CHECK(keys[i][3999] == static_cast<int>(i));
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.unlocked_bytes > 0);
   CHECK(stats.locked_bytes <= kLimit);
   check_kernel_agrees();
@@ -88,7 +89,7 @@ void strict_then_best_effort() {
                     warnings.find('\n') == warnings.size() - 1,
                 "stderr: '%s'", warnings.c_str());
   for (unsigned char* k : keys) lockbox_free(k);
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   // Every unlocked page went back, but for those under the 4 KiB slots this thread still
   // caches (zeroed): its quarantine of that class and the eligible slots beside it, 8 at most.
   CHECK(stats.quarantined_bytes >= 4 * 4096);
@@ -104,7 +105,7 @@ void best_effort_from_environment() {
   lockbox_test::stop_capturing_stderr();
   for (void* block : blocks) CHECK(block != nullptr);
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.unlocked_bytes > 0);
   check_kernel_agrees();
 
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   CHECK_MESSAGE(why.empty(), "%s", why.c_str());
   if (!why.empty()) return lockbox_test::finish();
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.memlock_limit == kLimit);
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "strict") {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox inside an application that called mlockall(): lockbox never undoes the application's
 // lock, and its reservations cope with every new mapping being locked (and charged) at mmap
 // time under MCL_FUTURE.
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "support/check.hpp"
+#include "support/freed.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -59,11 +61,11 @@ int child_of_locked_parent() {
     blocks.push_back(block);
   }
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   if (lockbox_test::vmlck_bytes() != static_cast<long long>(stats.locked_bytes)) return 2;
   if (!lockbox_test::kernel_says_locked(blocks[0], 4000)) return 3;
   for (unsigned char* block : blocks) lockbox_free(block);
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   if (lockbox_test::vmlck_bytes() != static_cast<long long>(stats.locked_bytes)) return 4;
   return 0;
 }
@@ -77,8 +79,9 @@ int current_and_future() {
   // locks everything: its first arena's pages are then locked twice over.
   void* early = lockbox_malloc(100);
   CHECK(mlockall(MCL_CURRENT | MCL_FUTURE) == 0);
+  const void* early_address = lockbox_test::address_kept(early);
   lockbox_free(early);
-  CHECK(lockbox_test::kernel_says_locked(early, 100));
+  CHECK(lockbox_test::kernel_says_locked(early_address, 100));
   caller_locks_keep_the_application_lock();
   allocations_keep_the_application_lock(300);  // more than one 1 MiB arena holds
   std::fflush(stdout);
@@ -98,7 +101,8 @@ int future_unprivileged() {
   CHECK_MESSAGE(why.empty(), "%s", why.c_str());
   if (!why.empty()) return lockbox_test::finish();
   lockbox_stats stats;
-  lockbox_get_stats(&stats);  // lockbox is up (its registry is mapped), with no arena yet
+  // lockbox is up (its registry is mapped), with no arena yet
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.reserved_bytes == 0);
   CHECK(mlockall(MCL_FUTURE) == 0);
   // Room for one arena (1 MiB, charged whole at mmap time) and its metadata (530 KiB, most of

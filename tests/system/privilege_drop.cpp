@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // A daemon that starts as root, uses lockbox, then drops to an ordinary user (setrlimit, then
 // setuid: CAP_IPC_LOCK goes, RLIMIT_MEMLOCK binds). lockbox read "unlimited" at start; when the
 // kernel refuses a lock the budget allowed, it must read the limit and the capability again and
@@ -48,7 +49,7 @@ int main() {
   CHECK(root_keys.size() == 12000);
   for (std::size_t i = 0; i < root_keys.size(); i += 2) lockbox_free(root_keys[i]);
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK(stats.memlock_limit == SIZE_MAX);
   std::printf("as root: %zu bytes locked\n", stats.locked_bytes);
 
@@ -63,7 +64,7 @@ int main() {
   std::string reason = lockbox_last_error();
   CHECK_MESSAGE(reason.find("RLIMIT_MEMLOCK is 262144 bytes") != std::string::npos, "'%s'",
                 reason.c_str());
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK_MESSAGE(stats.memlock_limit == kLimit, "memlock_limit %zu", stats.memlock_limit);
   CHECK_MESSAGE(lockbox_test::vmlck_bytes() == static_cast<long long>(stats.locked_bytes),
                 "VmLck %lld, locked_bytes %zu", lockbox_test::vmlck_bytes(), stats.locked_bytes);
@@ -75,7 +76,7 @@ int main() {
   std::vector<unsigned char*> keys = fill(32, 100000);
   CHECK_MESSAGE(keys.size() > 1000, "only %zu keys under the user's limit: %s", keys.size(),
                 lockbox_last_error());
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   long long vmlck = lockbox_test::vmlck_bytes();
   // (A memfd_secret arena made as root is charged whole and never unmapped: under the
   // secretmem setup it stays above the user's limit, and the keys go into it.)

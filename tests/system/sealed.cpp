@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Sealed boxes end to end:
 //   memory  a sealed marker is nowhere in the process's memory (every mapping read through
 //           /proc/self/mem) while no view is open, only inside the view while one is, and
@@ -199,7 +200,7 @@ int child(lockbox_sealed* parents_box) {
   own_view = own != nullptr ? lockbox_sealed_open(own) : nullptr;
   if (own_view == nullptr || std::memcmp(own_view, mine, sizeof mine) != 0) failures |= kOwnBoxFailed;
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   if (stats.sealed_boxes != 1 || stats.open_sealed_boxes != 1) failures |= kWrongStats;
   if (own_view != nullptr) lockbox_sealed_close(own, own_view);
   lockbox_sealed_free(own);

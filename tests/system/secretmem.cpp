@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The memfd_secret backend: chosen by the API, its memory really is secretmem (the kernel names
 // the mapping), the kernel's refusals fall back (auto) or fail with the reason (secretmem), and
 // as an ordinary user the RLIMIT_MEMLOCK budget holds, arena by arena.
@@ -34,7 +35,7 @@ std::string mapping_name(const void* address) {
 
 lockbox_stats stats_now() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   return stats;
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Signal handlers that call lockbox on the thread they interrupted, in the middle of lockbox.
 //   storm:   a worker allocates and frees blocks of every kind in a tight loop (so most signals
 //            land inside lockbox) while the main thread sends it thousands of signals; the
@@ -131,7 +132,7 @@ int storm() {
   CHECK(intact == kept);
   for (int i = 0; i < kHandlerBlocks; ++i) lockbox_free(g_given[i]);
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   CHECK_MESSAGE(stats.live_allocations == 0, "%zu allocations still live",
                 stats.live_allocations);
   CHECK_MESSAGE(stats.in_use_bytes == 0, "%zu bytes still in use", stats.in_use_bytes);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The locked memory a program needs must not grow with its thread count: every thread's cache
 // and quarantine pin locked pages, and before STRICT fails an allocation lockbox takes back
 // every slot it can, other threads' included. As an ordinary user (CAP_IPC_LOCK gone):
@@ -54,7 +55,7 @@ int busy(int thread_count, std::size_t limit_kib) {
         if (live[slot] == nullptr) {
           if (failures.fetch_add(1) == 0) {
             lockbox_stats now;
-            lockbox_get_stats(&now);
+            lockbox_get_stats(&now, sizeof now);
             std::fprintf(stderr, "thread %d, step %u: %zu bytes: %s (in use %zu, quarantined %zu, locked %zu)\n", t, i, size,
                          lockbox_last_error(), now.in_use_bytes, now.quarantined_bytes, now.locked_bytes);
           }
@@ -63,7 +64,7 @@ int busy(int thread_count, std::size_t limit_kib) {
         std::memset(live[slot], 0x33, size);
         if (i % 4096 == 0) {
           lockbox_stats stats;
-          lockbox_get_stats(&stats);
+          lockbox_get_stats(&stats, sizeof stats);
           std::size_t seen = most_live.load();
           while (stats.in_use_bytes > seen && !most_live.compare_exchange_weak(seen, stats.in_use_bytes)) {
           }
@@ -74,7 +75,7 @@ int busy(int thread_count, std::size_t limit_kib) {
   }
   for (auto& thread : threads) thread.join();
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   std::printf("%d threads at %zu KiB: %d failed allocations, at most %zu bytes live, peak "
               "locked %zu bytes\n", thread_count, limit_kib, failures.load(), most_live.load(),
               stats.peak_locked_bytes);

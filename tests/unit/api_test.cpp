@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C API through the process-wide heap: contracts for good and bad input, zeroing, stats
 // against the kernel's VmLck, and two threads at once.
 #include <doctest/doctest.h>
@@ -19,6 +20,7 @@
 
 #include "heap/heap.hpp"
 #include "heap/options.hpp"
+#include "support/freed.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -29,7 +31,7 @@ bool freed_memory_reads_zero(const void* pointer, std::size_t length) {
 
 lockbox_stats stats_now() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   return stats;
 }
 
@@ -129,8 +131,9 @@ TEST_CASE("freed memory reads back as zero") {
   auto* secret = static_cast<unsigned char*>(lockbox_malloc(64));
   auto* right = static_cast<unsigned char*>(lockbox_malloc(64));
   std::memset(secret, 0x5c, 64);
+  const void* secret_address = lockbox_test::address_kept(secret);
   lockbox_free(secret);
-  CHECK(freed_memory_reads_zero(secret, 64 + 16));  // the canary is wiped too
+  CHECK(freed_memory_reads_zero(secret_address, 64 + 16));  // the canary is wiped too
   CHECK(left[0] == 0);  // neighbours untouched (and they were zero when handed out)
   lockbox_free(left);
   lockbox_free(right);
@@ -169,11 +172,12 @@ TEST_CASE("strdup and strndup copy into lockbox memory; NULL is EINVAL") {
   CHECK(std::string(prefix) == "hunt");
   lockbox_free(copy);
   lockbox_free(prefix);
+  const char* volatile no_string = nullptr;  // declared nonnull: the compiler would refuse NULL
   errno = 0;
-  CHECK(lockbox_strdup(nullptr) == nullptr);
+  CHECK(lockbox_strdup(no_string) == nullptr);
   CHECK(errno == EINVAL);
   errno = 0;
-  CHECK(lockbox_strndup(nullptr, 3) == nullptr);
+  CHECK(lockbox_strndup(no_string, 3) == nullptr);
   CHECK(errno == EINVAL);
 }
 
@@ -188,10 +192,12 @@ TEST_CASE("owns is 1 only for live lockbox pointers") {
   CHECK(lockbox_owns(&on_stack) == 0);
   CHECK(lockbox_owns(ordinary) == 0);
   CHECK(lockbox_owns(nullptr) == 0);
+  const void* mine_address = lockbox_test::address_kept(mine);
+  const void* large_address = lockbox_test::address_kept(large);
   lockbox_free(mine);
   lockbox_free(large);
-  CHECK(lockbox_owns(mine) == 0);
-  CHECK(lockbox_owns(large) == 0);
+  CHECK(lockbox_owns(mine_address) == 0);
+  CHECK(lockbox_owns(large_address) == 0);
   std::free(ordinary);
 }
 
@@ -431,4 +437,53 @@ TEST_CASE("options come from the environment; an unknown value keeps the default
   CHECK(lockbox::options::policy_from_environment() == Policy::kStrict);
   if (policy_before != nullptr) setenv("LOCKBOX_POLICY", saved_policy.c_str(), 1);
   if (backend_before != nullptr) setenv("LOCKBOX_BACKEND", saved_backend.c_str(), 1);
+}
+
+TEST_CASE("the library's version is the header's") {
+  CHECK(std::string(lockbox_version()) == LOCKBOX_VERSION_STRING);
+  CHECK(LOCKBOX_VERSION_NUMBER ==
+        LOCKBOX_VERSION_MAJOR * 10000 + LOCKBOX_VERSION_MINOR * 100 + LOCKBOX_VERSION_PATCH);
+  std::string parts = std::to_string(LOCKBOX_VERSION_MAJOR) + "." +
+                      std::to_string(LOCKBOX_VERSION_MINOR) + "." +
+                      std::to_string(LOCKBOX_VERSION_PATCH);
+  CHECK(parts == LOCKBOX_VERSION_STRING);
+}
+
+TEST_CASE("stats fill as much of the struct as the caller knows, and zero what lockbox does not") {
+  void* held = lockbox_malloc(40);
+  REQUIRE(held != nullptr);
+  lockbox_stats now = stats_now();
+  // A program built against an older, shorter lockbox_stats: only its prefix is written.
+  struct {
+    lockbox_stats first;
+    unsigned char after[16];
+  } older;
+  std::memset(&older, 0xee, sizeof older);
+  CHECK(lockbox_get_stats(&older.first, LOCKBOX_STATS_MIN_SIZE) == LOCKBOX_STATS_MIN_SIZE);
+  CHECK(older.first.live_allocations == now.live_allocations);
+  CHECK(older.first.in_use_bytes == now.in_use_bytes);
+  for (unsigned char byte : older.after) CHECK(byte == 0xee);
+  // A program built against a newer, longer one: the fields this library lacks read 0.
+  struct {
+    lockbox_stats known;
+    std::size_t newer[3];
+  } newer;
+  std::memset(&newer, 0xee, sizeof newer);
+  CHECK(lockbox_get_stats(&newer.known, sizeof newer) == sizeof(lockbox_stats));
+  CHECK(newer.known.live_allocations == now.live_allocations);
+  for (std::size_t field : newer.newer) CHECK(field == 0);
+  // Too small to be any lockbox_stats, or nowhere to write: EINVAL, and nothing written.
+  lockbox_stats untouched;
+  std::memset(&untouched, 0xee, sizeof untouched);
+  errno = 0;
+  CHECK(lockbox_get_stats(&untouched, LOCKBOX_STATS_MIN_SIZE - 1) == 0);
+  CHECK(errno == EINVAL);
+  CHECK(std::string(lockbox_last_error()).find("smaller than any lockbox_stats") !=
+        std::string::npos);
+  CHECK(reinterpret_cast<unsigned char*>(&untouched)[0] == 0xee);
+  lockbox_stats* volatile nowhere = nullptr;  // declared nonnull: the compiler would refuse NULL
+  errno = 0;
+  CHECK(lockbox_get_stats(nowhere, sizeof(lockbox_stats)) == 0);
+  CHECK(errno == EINVAL);
+  lockbox_free(held);
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // lockbox's own containers (support/ordered_map.hpp, pages/page_lock_table.hpp) against the
 // standard library's, over long random sequences of operations: every answer must agree.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 #include <doctest/doctest.h>
 
 #include "budget/budget.hpp"

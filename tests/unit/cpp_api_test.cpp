@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C++ layer: containers over lockbox::allocator, lockbox::string (no byte of a secret outside
 // lockbox memory), the memory resource, make_secret, guarded secret<T> views, and the helpers.
 #include <doctest/doctest.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "heap/heap.hpp"
+#include "support/freed.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -168,7 +170,7 @@ TEST_CASE("make_secret runs the destructor, then zeroes") {
   };
   auto key = lockbox::make_secret<Key>();
   std::memset(key->bytes, 0xab, sizeof key->bytes);
-  Key* raw = key.get();
+  const void* raw = lockbox_test::address_kept(key.get());
   CHECK(lockbox_owns(raw) == 1);
   key.reset();
   CHECK(destroyed == 1);
@@ -216,7 +218,7 @@ TEST_CASE("sealed<T>: views open the box by secret<T>'s rules, a write view seal
     unsigned char bytes[32];
   };
   lockbox_stats before;
-  lockbox_get_stats(&before);
+  lockbox_get_stats(&before, sizeof before);
   {
     lockbox::sealed<Key> key;  // zero
     {
@@ -232,19 +234,19 @@ TEST_CASE("sealed<T>: views open the box by secret<T>'s rules, a write view seal
       CHECK_THROWS_AS(key.read(), std::logic_error);
       CHECK_THROWS_AS(key.write(), std::logic_error);
       lockbox_stats open;
-      lockbox_get_stats(&open);
+      lockbox_get_stats(&open, sizeof open);
       CHECK(open.open_sealed_boxes == before.open_sealed_boxes + 1);
     }
     CHECK(key.read()->bytes[31] == 9);
     lockbox::sealed<Key> moved = std::move(key);
     CHECK(moved.read()->bytes[0] == 9);
     lockbox_stats during;
-    lockbox_get_stats(&during);
+    lockbox_get_stats(&during, sizeof during);
     CHECK(during.sealed_boxes == before.sealed_boxes + 1);
     CHECK(during.open_sealed_boxes == before.open_sealed_boxes);
   }
   lockbox_stats after;
-  lockbox_get_stats(&after);
+  lockbox_get_stats(&after, sizeof after);
   CHECK(after.sealed_boxes == before.sealed_boxes);
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The C++ RAII types over lockbox_lock / lockbox_unlock, checked against the kernel's smaps.
 #include <doctest/doctest.h>
 #include <lockbox/lockbox.hpp>

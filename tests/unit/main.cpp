@@ -1,2 +1,3 @@
+// SPDX-License-Identifier: ISC
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>

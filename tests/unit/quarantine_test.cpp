@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Reuse is delayed and unpredictable: a freed slot waits for later frees of its class before it
 // can be handed out again, the slot handed out is chosen at random, a freed large block's range
 // stays reserved, and the stats count what waits.
@@ -16,7 +17,7 @@ namespace {
 
 lockbox_stats stats_now() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   return stats;
 }
 
@@ -108,7 +109,7 @@ TEST_CASE("a freed large block's range stays reserved, within the documented bou
 
 TEST_CASE("a thread's exit gives its cache and quarantine back, without a C++ thread_local") {
   lockbox_stats before;
-  lockbox_get_stats(&before);
+  lockbox_get_stats(&before, sizeof before);
   for (int t = 0; t < 20; ++t) {
     std::thread([] {
       std::vector<void*> blocks;
@@ -117,7 +118,7 @@ TEST_CASE("a thread's exit gives its cache and quarantine back, without a C++ th
     }).join();
   }
   lockbox_stats after;
-  lockbox_get_stats(&after);
+  lockbox_get_stats(&after, sizeof after);
   // Twenty exited threads that each freed 300 blocks would hold thousands of quarantined slots
   // if their exit did not give them back.
   CHECK(after.quarantined_bytes <= before.quarantined_bytes);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // Sealed boxes through the C API: round trips, the view rules, bad input, rekey (also while
 // views are held), the stats, and many threads on the same and different boxes (run under TSan
 // by ./dev.sh sanitize).
@@ -18,7 +19,7 @@ namespace {
 
 lockbox_stats stats_now() {
   lockbox_stats stats;
-  lockbox_get_stats(&stats);
+  lockbox_get_stats(&stats, sizeof stats);
   return stats;
 }
 

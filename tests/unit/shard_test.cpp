@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The page refcounts of a shard, seen from lockbox's metadata and from the kernel: a page is
 // locked while any object overlaps it, an object straddling two pages holds both, freeing one
 // object never unlocks a neighbour, and empty pages wait in a small locked reserve.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The size-class table: every class fits its canary, runs waste nothing, lookups pick the
 // smallest class that fits, and aligned lookups really give aligned slots.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The inline slot checks, exhaustively over sizes and lengths: the 16-byte canary window of every
 // request in every class (its zero first byte, its key, the slack after it), the all-zero scan on
 // both of its paths (16- and 32-byte vectors), and the zeroing of every length a free can ask for.

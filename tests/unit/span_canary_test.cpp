@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // The canaries of large blocks and guarded secrets (support/canary.hpp): every byte of a span is
 // guarded, no byte outside it changes, the first byte after an object is zero, and the pattern
 // is the block's own word, so one block's canary says nothing of another's.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The vault example end to end: round trip, wrong passphrase, corrupted, truncated and foreign
 # files, missing entries, and a crash between writing the new vault and renaming it.
 # Usage: vault_test.sh PATH-TO-VAULT-BINARY
@@ -40,6 +41,25 @@ expect "entries sealed" 0 "; 2 sealed boxes, 0 open" "PIN 4711" "$pass\n" -- --s
 expect "missing entry" 4 "no entry named 'nope'" "" "$pass\n" -- "$file" get nope
 expect "wrong passphrase" 2 "^vault: wrong passphrase$" "" "Tr0ub4dor&3\n" -- "$file" get email
 expect "usage" 1 "usage:" "" "" -- "$file" get
+# --help is an answer, not a mistake: the usage on stdout, exit 0.
+help_out=$("$vault" --help 2>/dev/null) && help_status=0 || help_status=$?
+if [ "$help_status" -eq 0 ] && [[ "$help_out" == usage:* ]] && [[ "$help_out" == *"Exit codes"* ]]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  echo "FAIL: --help: exit $help_status (want 0), stdout '$help_out'"
+fi
+# No input at all is not an empty (or wrong) passphrase.
+expect "no stdin: empty" 1 "^vault: no master passphrase given: standard input is at its end$" "" "" -- "$file" get email
+closed_status=0
+"$vault" "$file" get email 0<&- >/dev/null 2>"$work/err" || closed_status=$?
+if [ "$closed_status" -eq 1 ] &&
+   [ "$(cat "$work/err")" == "vault: no master passphrase given: standard input is at its end" ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  echo "FAIL: no stdin: closed: exit $closed_status (want 1), stderr '$(cat "$work/err")'"
+fi
 
 # A crash between writing the new vault and renaming it leaves the old vault whole.
 before=$(sha256sum "$file")
