@@ -97,11 +97,15 @@ struct alignas(kCacheLine) ThreadCache {
     // Slots fresh from a run are eligible at once: they go in at the old end.
     void push_fresh(const small::CachedSlot& slot) { at(--tail) = slot; }
     // Takes the eligible slot at `offset` from the old end (offset < eligible()): the oldest one
-    // moves into its place, which keeps every eligible slot on the eligible side.
+    // moves into its place, which keeps every eligible slot on the eligible side. The vacated
+    // entry is cleared: the cache keeps no address of a block the application now holds (with
+    // offset 0 it was the taken one), so valgrind's leak check, which scans lockbox's
+    // bookkeeping for pointers, still sees an abandoned block as lost.
     small::CachedSlot take_eligible(std::uint32_t offset) {
       small::CachedSlot& chosen = at(tail + offset);
       small::CachedSlot taken = chosen;
       chosen = at(tail);
+      at(tail).address = nullptr;
       ++tail;
       return taken;
     }
