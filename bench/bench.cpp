@@ -447,13 +447,12 @@ double openssh_unshield(std::size_t size) {
 // A guarded secret (lockbox_guarded_alloc) no-access at rest: each use is two mprotect calls.
 double guarded_use(std::size_t size) {
   auto* secret = static_cast<unsigned char*>(lockbox_guarded_alloc(size));
-  if (secret == nullptr) return -1;
-  lockbox_protect(secret, LOCKBOX_NOACCESS);
+  if (secret == nullptr || lockbox_protect(secret, LOCKBOX_NOACCESS) != 0) return -1;
   double ns = measure([&](std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       if (lockbox_protect(secret, LOCKBOX_READONLY) != 0) return false;
       clobber(secret);
-      lockbox_protect(secret, LOCKBOX_NOACCESS);
+      if (lockbox_protect(secret, LOCKBOX_NOACCESS) != 0) return false;
     }
     return true;
   });
