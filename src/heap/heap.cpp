@@ -94,6 +94,7 @@ Heap::Heap() {
     report::fatal_unsupported_page_size(os::page_size_from_kernel(), os::kPageSize);
   }
   if (sodium_init() < 0) report::fatal_os_failure("sodium_init", nullptr);
+  sanitizers::detect_memcheck();
   RandomStream::rekey_process();
   small::detail::detect_wide_vectors();
   budget_.refresh_limit();

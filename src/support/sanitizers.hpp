@@ -4,8 +4,9 @@
 // faulting line, not later by lockbox. Under valgrind memcheck (built with valgrind/memcheck.h)
 // the same bytes are no-access and every block is announced as allocated and freed, so memcheck
 // names a read after free, an overflow into the canary and a leaked block as it does for malloc.
-// Outside valgrind a client request is a few instructions that do nothing; without either
-// checker every function here compiles to nothing.
+// Outside valgrind the requests are skipped by one flag tested (a request itself would cost a
+// dozen instructions on every allocation and free: 11% of the steady-state benchmark's
+// instructions); without either checker every function here compiles to nothing.
 #pragma once
 
 #include <cstddef>
@@ -27,13 +28,21 @@
 
 namespace lockbox::sanitizers {
 
+#ifdef LOCKBOX_HAVE_MEMCHECK
+// Set once, when the heap starts (before any block exists), if the process runs under valgrind.
+inline bool g_memcheck = false;
+inline void detect_memcheck() { g_memcheck = RUNNING_ON_VALGRIND != 0; }
+#else
+inline void detect_memcheck() {}
+#endif
+
 // The application must not touch these bytes (free slots, canaries, slack).
 inline void poison(const void* address, std::size_t bytes) {
 #ifdef LOCKBOX_ASAN
   ASAN_POISON_MEMORY_REGION(address, bytes);
 #endif
 #ifdef LOCKBOX_HAVE_MEMCHECK
-  VALGRIND_MAKE_MEM_NOACCESS(address, bytes);
+  if (g_memcheck) VALGRIND_MAKE_MEM_NOACCESS(address, bytes);
 #endif
   (void)address;
   (void)bytes;
@@ -46,7 +55,7 @@ inline void unpoison(const void* address, std::size_t bytes) {
   ASAN_UNPOISON_MEMORY_REGION(address, bytes);
 #endif
 #ifdef LOCKBOX_HAVE_MEMCHECK
-  VALGRIND_MAKE_MEM_DEFINED(address, bytes);
+  if (g_memcheck) VALGRIND_MAKE_MEM_DEFINED(address, bytes);
 #endif
   (void)address;
   (void)bytes;
@@ -55,7 +64,7 @@ inline void unpoison(const void* address, std::size_t bytes) {
 // The application now owns [pointer, pointer + size), which reads zero (lockbox's promise).
 inline void allocated(const void* pointer, std::size_t size) {
 #ifdef LOCKBOX_HAVE_MEMCHECK
-  VALGRIND_MALLOCLIKE_BLOCK(pointer, size, 0, 1);
+  if (g_memcheck) VALGRIND_MALLOCLIKE_BLOCK(pointer, size, 0, 1);
 #endif
   (void)pointer;
   (void)size;
@@ -65,7 +74,7 @@ inline void allocated(const void* pointer, std::size_t size) {
 // where it was freed, for the report of a later use.
 inline void released(const void* pointer) {
 #ifdef LOCKBOX_HAVE_MEMCHECK
-  VALGRIND_FREELIKE_BLOCK(pointer, 0);
+  if (g_memcheck) VALGRIND_FREELIKE_BLOCK(pointer, 0);
 #endif
   (void)pointer;
 }
@@ -78,7 +87,7 @@ inline void returned_to_kernel(const void* address, std::size_t bytes) {
   ASAN_UNPOISON_MEMORY_REGION(address, bytes);
 #endif
 #ifdef LOCKBOX_HAVE_MEMCHECK
-  VALGRIND_MAKE_MEM_NOACCESS(address, bytes);
+  if (g_memcheck) VALGRIND_MAKE_MEM_NOACCESS(address, bytes);
 #endif
   (void)address;
   (void)bytes;
