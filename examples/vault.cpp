@@ -127,34 +127,43 @@ extern "C" void restore_echo_and_die(int signal_number) {
   std::raise(signal_number);
 }
 
+// Echo off, and the ending signals caught, for as long as it lives: however the read ends (a
+// line, end of input, an error thrown), the terminal and the signals are given back as they were.
+class EchoOff {
+ public:
+  EchoOff() {
+    if (tcgetattr(STDIN_FILENO, &g_terminal_before) != 0) {
+      fail(kUsage, std::string("cannot read the terminal's settings: ") + std::strerror(errno));
+    }
+    struct sigaction restore {};
+    restore.sa_handler = restore_echo_and_die;
+    sigemptyset(&restore.sa_mask);
+    for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) {
+      sigaction(kEndingSignals[i], &restore, &previous_[i]);
+    }
+    termios quiet = g_terminal_before;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  ~EchoOff() {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal_before);
+    for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) {
+      sigaction(kEndingSignals[i], &previous_[i], nullptr);
+    }
+    std::fprintf(stderr, "\n");
+  }
+  EchoOff(const EchoOff&) = delete;
+  EchoOff& operator=(const EchoOff&) = delete;
+
+ private:
+  struct sigaction previous_[std::size(kEndingSignals)] {};
+};
+
 lockbox::string read_secret(const char* prompt, const char* what) {
   if (!isatty(STDIN_FILENO)) return read_line(STDIN_FILENO, what);
   std::fprintf(stderr, "%s", prompt);
-  if (tcgetattr(STDIN_FILENO, &g_terminal_before) != 0) {
-    fail(kUsage, std::string("cannot read the terminal's settings: ") + std::strerror(errno));
-  }
-  struct sigaction restore {}, previous[std::size(kEndingSignals)];
-  restore.sa_handler = restore_echo_and_die;
-  sigemptyset(&restore.sa_mask);
-  for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) {
-    sigaction(kEndingSignals[i], &restore, &previous[i]);
-  }
-  termios quiet = g_terminal_before;
-  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-  tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-  lockbox::string line;
-  try {
-    line = read_line(STDIN_FILENO, what);
-  } catch (...) {
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal_before);
-    throw;
-  }
-  tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal_before);
-  for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) {
-    sigaction(kEndingSignals[i], &previous[i], nullptr);
-  }
-  std::fprintf(stderr, "\n");
-  return line;
+  EchoOff echo_off;
+  return read_line(STDIN_FILENO, what);
 }
 
 // init: the passphrase twice on a terminal, where a typo cannot be seen; once from a script.
