@@ -29,14 +29,14 @@ extern "C" {
 #endif
 
 /* libgcrypt frees and reallocates both kinds of memory through one handler each: a block goes
- * back to whoever allocated it. */
+ * back to whoever allocated it (lockbox_owns(NULL) is 0, and realloc and free take NULL). */
 static inline void* lockbox_gcrypt_realloc_(void* block, size_t size) {
-  if (block != NULL && lockbox_owns(block)) return lockbox_realloc(block, size);
+  if (lockbox_owns(block)) return lockbox_realloc(block, size);
   return realloc(block, size);
 }
 
 static inline void lockbox_gcrypt_free_(void* block) {
-  if (block != NULL && lockbox_owns(block)) {
+  if (lockbox_owns(block)) {
     lockbox_free(block);
   } else {
     free(block);
@@ -46,7 +46,7 @@ static inline void lockbox_gcrypt_free_(void* block) {
 static inline void* lockbox_gcrypt_malloc_secure_(size_t size) { return lockbox_malloc(size); }
 
 static inline int lockbox_gcrypt_is_secure_(const void* block) {
-  return block != NULL && lockbox_owns(block);
+  return lockbox_owns(block);
 }
 
 /* Makes lockbox libgcrypt's secure allocator. Call it before gcry_check_version(). */
