@@ -117,11 +117,9 @@ builds() {
     dir=build-release-$compiler
     rm -rf "$dir"
     echo "== --buildtype=release with $compiler"
-    if [ "$compiler" == gcc ]; then
-      CC=gcc CXX=g++ configure "$dir" --buildtype=release
-    else
-      CC=clang CXX=clang++ configure "$dir" --buildtype=release
-    fi
+    local cxx=g++
+    [ "$compiler" == clang ] && cxx=clang++
+    CC=$compiler CXX=$cxx configure "$dir" --buildtype=release
     { meson compile -C "$dir" >/dev/null && run_tests "$dir" --suite unit --suite faults; } || status=1
   done
   echo "== -Ddefault_library=static: the whole suite"
