@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: ISC
-// lock() runs in five steps over a plan of the range's pages: plan (what each page is, and what
-// the kernel says about the foreign ones), hold (arena pages count like objects), lock (mlock
-// the foreign pages, under the budget and the policy), exclude from dumps, record. A step that
-// fails leaves the plan saying what was done so far, and one roll_back() undoes exactly that.
+// lock() runs in five steps over a plan of the range's pages: plan (what each page is, and
+// whether the kernel already has the foreign ones locked), hold (arena pages count like
+// objects), lock (mlock the foreign pages, under the budget and the policy), exclude from dumps,
+// record. A step that fails leaves the plan saying what was done so far, and one roll_back()
+// undoes exactly that. Nothing here reads /proc but the explanation of a refusal (and kernels
+// before 5.4, which lack MADV_COLD): a lock costs in proportion to its pages, not to the
+// process's mappings.
 #include "heap/caller_locks.hpp"
 
 #include <sodium.h>
@@ -17,14 +20,6 @@
 #include "support/metadata.hpp"
 
 namespace lockbox::heap {
-
-struct CallerLocks::PageRange {
-  std::uintptr_t first;
-  std::size_t count;
-
-  std::uintptr_t page(std::size_t i) const { return first + i * os::kPageSize; }
-  void* pointer(std::size_t i) const { return reinterpret_cast<void*>(page(i)); }
-};
 
 namespace {
 
@@ -46,27 +41,9 @@ int pages_of(const void* address, std::size_t length, PageRange* range) {
 
 }  // namespace
 
-// What one lock() does to each page, and how far it got.
-struct CallerLocks::Plan {
-  struct Page {
-    pages::CallerLock* existing = nullptr;  // already locked by a caller: only counted
-    pages::CallerLock fresh;
-    small::Arena* arena = nullptr;
-    bool needs_mlock = false;
-    bool needs_dont_dump = false;
-  };
-  PageRange range;
-  metadata::Array<Page> pages;
-  std::size_t held = 0;         // pages[0, held) had their arena page held (where one is)
-  std::size_t to_lock = 0;      // bytes of foreign pages to mlock
-  bool locked = false;          // they are mlocked and charged as locked
-  bool unlocked = false;        // BEST_EFFORT: they are counted as unlocked instead
-  std::size_t dont_dumped = 0;  // pages[0, dont_dumped) had MADV_DONTDUMP set (where needed)
-};
-
 int CallerLocks::lock(const void* address, std::size_t length) {
   if (length == 0) return 0;
-  Plan plan;
+  Plan plan{plan_pages_};
   if (int err = pages_of(address, length, &plan.range)) return err;
   if (int err = refuse_impossible(plan.range)) return err;
   if (inside_lockbox()) report::fatal_not_async_signal_safe("lockbox_lock");
@@ -76,7 +53,7 @@ int CallerLocks::lock(const void* address, std::size_t length) {
   return err;
 }
 
-int CallerLocks::refuse_impossible(const PageRange& range) {
+int CallerLocks::refuse_impossible(const PageRange& range) const {
   // Before any work in proportion to the length: a range with a hole is refused by one system
   // call, not page by page, and one larger than the machine's memory could never be locked.
   if (!os::is_mapped(range.pointer(0), range.count * os::kPageSize)) {
@@ -84,10 +61,9 @@ int CallerLocks::refuse_impossible(const PageRange& range) {
                    range.count, range.pointer(0));
     return ENOMEM;
   }
-  std::size_t physical_pages = os::physical_memory_bytes() / os::kPageSize;
-  if (range.count > physical_pages) {
+  if (range.count > physical_pages_) {
     set_last_error("cannot lock %zu pages at %p: this machine has %zu pages of memory",
-                   range.count, range.pointer(0), physical_pages);
+                   range.count, range.pointer(0), physical_pages_);
     return ENOMEM;
   }
   return 0;
@@ -102,6 +78,9 @@ int CallerLocks::lock_planned(Plan& plan) {
                    plan.range.count);
     return ENOMEM;
   }
+  // The plan's pages are kept from call to call (a mapping per lock would cost two system
+  // calls): each starts blank.
+  for (Plan::Page& step : plan.pages) step = Plan::Page{};
   int err = plan_pages(plan);
   if (err == 0) err = hold_arena_pages(plan);
   if (err == 0) err = lock_foreign_pages(plan);
@@ -134,6 +113,61 @@ int CallerLocks::plan_pages(Plan& plan) {
     }
   }
   if (!any_new_foreign) return 0;
+  return os::cold_advice_supported() ? find_locked_foreign_pages(plan) : read_smaps(plan);
+}
+
+namespace {
+// Calls visit(first, end) for each run [first, end) of consecutive pages of the plan that
+// `wanted` picks.
+template <typename Pages, typename Wanted, typename Visit>
+int for_each_run(const Pages& pages, std::size_t count, Wanted wanted, Visit visit) {
+  for (std::size_t first = 0; first < count;) {
+    if (!wanted(pages[first])) {
+      ++first;
+      continue;
+    }
+    std::size_t end = first + 1;
+    while (end < count && wanted(pages[end])) ++end;
+    if (int err = visit(first, end)) return err;
+    first = end;
+  }
+  return 0;
+}
+}  // namespace
+
+int CallerLocks::find_locked_foreign_pages(Plan& plan) {
+  const PageRange& range = plan.range;
+  auto new_foreign = [](const Plan::Page& step) {
+    return step.existing == nullptr && step.fresh.owner == pages::PageOwner::kForeign;
+  };
+  // One MADV_COLD per run of new foreign pages; only a run the kernel refuses (some page of it
+  // is locked) is asked again, page by page.
+  return for_each_run(plan.pages, range.count, new_foreign, [&](std::size_t first, std::size_t end) {
+    int err = os::advise_cold(range.pointer(first), (end - first) * os::kPageSize);
+    if (err == ENOMEM) {
+      set_last_error("cannot lock %zu pages at %p: no memory is mapped in part of the range",
+                     end - first, range.pointer(first));
+      return ENOMEM;
+    }
+    if (err != 0 && err != EINVAL) {
+      set_last_error("cannot lock %p: madvise failed (%s)", range.pointer(first),
+                     std::strerror(err));
+      return err;
+    }
+    for (std::size_t i = first; i < end; ++i) {
+      Plan::Page& step = plan.pages[i];
+      bool already_locked =
+          err == EINVAL && (end - first == 1 || os::advise_cold(range.pointer(i), os::kPageSize) != 0);
+      step.needs_mlock = !already_locked && !pages::mlockall_active();
+      step.needs_dont_dump = true;
+      step.restore_dump = !already_locked;
+    }
+    return 0;
+  });
+}
+
+int CallerLocks::read_smaps(Plan& plan) {
+  const PageRange& range = plan.range;
   metadata::Array<os::PageInfo> kernel;
   if (!kernel.resize(range.count)) {
     set_last_error("cannot lock %zu pages: no memory for lockbox's own bookkeeping", range.count);
@@ -146,18 +180,40 @@ int CallerLocks::plan_pages(Plan& plan) {
   for (std::size_t i = 0; i < range.count; ++i) {
     Plan::Page& step = plan.pages[i];
     if (step.existing != nullptr || step.fresh.owner != pages::PageOwner::kForeign) continue;
-    if (!kernel[i].mapped) {
-      set_last_error("cannot lock %p: no memory is mapped there", range.pointer(i));
-      return ENOMEM;
-    }
-    if (!kernel[i].accessible) {
-      set_last_error("cannot lock %p: the page is PROT_NONE", range.pointer(i));
-      return EACCES;
-    }
+    if (int err = explain_unlockable(kernel[i], range.pointer(i))) return err;
     // Already locked by the kernel's account: the application's own lock, which lockbox must
     // neither count against its budget nor ever undo.
     step.needs_mlock = !kernel[i].locked && !pages::mlockall_active();
     step.needs_dont_dump = !kernel[i].dont_dump;
+    step.restore_dump = step.needs_dont_dump;
+  }
+  return 0;
+}
+
+int CallerLocks::explain_unlockable(const os::PageInfo& kernel, void* page) {
+  if (!kernel.mapped) {
+    set_last_error("cannot lock %p: no memory is mapped there", page);
+    return ENOMEM;
+  }
+  if (!kernel.accessible) {
+    set_last_error("cannot lock %p: the page is PROT_NONE", page);
+    return EACCES;
+  }
+  return 0;
+}
+
+int CallerLocks::explain_refused_mlock(const Plan& plan) {
+  // The kernel refuses mlock on a PROT_NONE page with the ENOMEM it gives for the limit: only
+  // its own account of the pages tells which it was. Slow (smaps), and only on this error path.
+  const PageRange& range = plan.range;
+  metadata::Array<os::PageInfo> kernel;
+  if (!kernel.resize(range.count) ||
+      os::describe_pages(range.pointer(0), range.count, kernel.begin()) != 0) {
+    return 0;  // cannot tell: the refusal is explained as the budget's
+  }
+  for (std::size_t i = 0; i < range.count; ++i) {
+    if (!plan.pages[i].needs_mlock) continue;
+    if (int err = explain_unlockable(kernel[i], range.pointer(i))) return err;
   }
   return 0;
 }
@@ -201,6 +257,7 @@ int CallerLocks::lock_foreign_pages(Plan& plan) {
       return 0;
     }
     budget_.release_locked(plan.to_lock);
+    if (int unlockable = explain_refused_mlock(plan)) return unlockable;
     if (attempt == 1 || !budget_.refresh_limit()) {
       pages::explain_lock_refused(budget_, plan.to_lock, err);
       return fall_back_unlocked(plan);
@@ -208,18 +265,28 @@ int CallerLocks::lock_foreign_pages(Plan& plan) {
   }
 }
 
-// mlocks every page of the plan that needs it; on a refusal, unlocks those it locked.
+// mlocks every run of pages of the plan that needs it; on a refusal, unlocks them all again,
+// the refused run included: a failed mlock may have marked part of its range locked (it does so
+// on a PROT_NONE page, and charges it).
 int CallerLocks::mlock_foreign_pages(const Plan& plan) {
-  for (std::size_t i = 0; i < plan.range.count; ++i) {
-    if (!plan.pages[i].needs_mlock) continue;
-    if (int err = os::lock(plan.range.pointer(i), os::kPageSize)) {
-      for (std::size_t j = 0; j < i; ++j) {
-        if (plan.pages[j].needs_mlock) os::unlock(plan.range.pointer(j), os::kPageSize);
-      }
-      return err;
-    }
-  }
-  return 0;
+  auto needs_mlock = [](const Plan::Page& step) { return step.needs_mlock; };
+  std::size_t done = 0;  // pages[0, done) hold every run tried
+  int err = for_each_run(plan.pages, plan.range.count, needs_mlock,
+                         [&](std::size_t first, std::size_t end) {
+                           done = end;
+                           return os::lock(plan.range.pointer(first),
+                                           (end - first) * os::kPageSize);
+                         });
+  if (err != 0) munlock_runs(plan, done);
+  return err;
+}
+
+void CallerLocks::munlock_runs(const Plan& plan, std::size_t end) {
+  auto needs_mlock = [](const Plan::Page& step) { return step.needs_mlock; };
+  for_each_run(plan.pages, end, needs_mlock, [&](std::size_t first, std::size_t run_end) {
+    os::unlock(plan.range.pointer(first), (run_end - first) * os::kPageSize);
+    return 0;
+  });
 }
 
 // The foreign pages could not be locked (last_error says why): STRICT fails, BEST_EFFORT goes
@@ -247,12 +314,13 @@ int CallerLocks::exclude_from_dumps(Plan& plan) {
 
 void CallerLocks::roll_back(const Plan& plan) {
   for (std::size_t i = 0; i < plan.dont_dumped; ++i) {
-    if (plan.pages[i].needs_dont_dump) os::advise_do_dump(plan.range.pointer(i), os::kPageSize);
+    const Plan::Page& step = plan.pages[i];
+    if (step.needs_dont_dump && step.restore_dump) {
+      os::advise_do_dump(plan.range.pointer(i), os::kPageSize);
+    }
   }
   if (plan.locked) {
-    for (std::size_t i = 0; i < plan.range.count; ++i) {
-      if (plan.pages[i].needs_mlock) os::unlock(plan.range.pointer(i), os::kPageSize);
-    }
+    munlock_runs(plan, plan.range.count);
     budget_.release_locked(plan.to_lock);
   }
   if (plan.unlocked) budget_.release_unlocked(plan.to_lock);
@@ -274,7 +342,7 @@ void CallerLocks::record(Plan& plan) {
     step.fresh.count = 1;
     step.fresh.locked_by_us = step.needs_mlock && plan.locked;
     step.fresh.unlocked_best_effort = step.needs_mlock && plan.unlocked;
-    step.fresh.dont_dump_by_us = step.needs_dont_dump;
+    step.fresh.dont_dump_by_us = step.needs_dont_dump && step.restore_dump;
     table_.insert(plan.range.page(i), step.fresh);
   }
   locked_pages_.store(table_.page_count(), std::memory_order_relaxed);
@@ -304,6 +372,9 @@ int CallerLocks::unlock_range(const PageRange& range, void* address, std::size_t
   }
   // Zero while the memory is still locked.
   if (zero) sodium_memzero(address, length);
+  // Asked once, and only if a page of ours is to be unlocked: under mlockall, a munlock would
+  // undo the application's own lock.
+  int mlockall = -1;
   for (std::size_t i = 0; i < range.count; ++i) {
     pages::CallerLock& lock = *table_.find(range.page(i));
     if (--lock.count != 0) continue;
@@ -312,7 +383,8 @@ int CallerLocks::unlock_range(const PageRange& range, void* address, std::size_t
       case pages::PageOwner::kForeign:
         if (lock.locked_by_us) {
           // An unmapped page cannot be unlocked any more; the budget is freed all the same.
-          if (!pages::mlockall_active()) os::unlock(page, os::kPageSize);
+          if (mlockall < 0) mlockall = pages::detect_mlockall() ? 1 : 0;
+          if (mlockall == 0) os::unlock(page, os::kPageSize);
           budget_.release_locked(os::kPageSize);
         }
         if (lock.unlocked_best_effort) budget_.release_unlocked(os::kPageSize);
@@ -351,7 +423,7 @@ void CallerLocks::reset_after_fork() {
 
 int CallerLocks::hold_arena_page(small::Arena& arena, std::uintptr_t page) {
   small::Shard& shard = shards_[arena.shard_index];
-  SpinLockGuard guard(shard.lock());
+  FutexLockGuard guard(shard.lock());
   // Wiped memory of the parent process.
   if (arena.generation != generation_.load(std::memory_order_relaxed)) return EACCES;
   return shard.hold_committed_page(arena, arena.page_index(reinterpret_cast<void*>(page)),
@@ -360,7 +432,7 @@ int CallerLocks::hold_arena_page(small::Arena& arena, std::uintptr_t page) {
 
 void CallerLocks::release_arena_page(small::Arena& arena, std::uintptr_t page) {
   small::Shard& shard = shards_[arena.shard_index];
-  SpinLockGuard guard(shard.lock());
+  FutexLockGuard guard(shard.lock());
   shard.release_page(arena, arena.page_index(reinterpret_cast<void*>(page)), budget_);
 }
 

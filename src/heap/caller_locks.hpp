@@ -19,7 +19,8 @@
 #include "pages/page_lock_table.hpp"
 #include "small/arena_registry.hpp"
 #include "small/shard.hpp"
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
+#include "support/metadata.hpp"
 
 namespace lockbox::heap {
 
@@ -35,10 +36,17 @@ class CallerLocks {
         large_(large),
         budget_(budget),
         generation_(generation),
-        reclaimer_(reclaimer) {}
+        reclaimer_(reclaimer),
+        physical_pages_(os::physical_memory_bytes() / os::kPageSize) {}
 
   // The whole pages a range touches.
-  struct PageRange;
+  struct PageRange {
+    std::uintptr_t first;
+    std::size_t count;
+
+    std::uintptr_t page(std::size_t i) const { return first + i * os::kPageSize; }
+    void* pointer(std::size_t i) const { return reinterpret_cast<void*>(page(i)); }
+  };
 
   // 0 or an errno value, last_error set (lockbox.h says which).
   int lock(const void* address, std::size_t length);
@@ -58,16 +66,46 @@ class CallerLocks {
   void reset_after_fork();
 
  private:
-  struct Plan;
+  // What one lock() does to each page, and how far it got.
+  struct Plan {
+    struct Page {
+      pages::CallerLock* existing = nullptr;  // already locked by a caller: only counted
+      pages::CallerLock fresh;
+      small::Arena* arena = nullptr;
+      bool needs_mlock = false;
+      bool needs_dont_dump = false;
+      // Give dumping back at the last unlock. Not for a page the kernel had locked already: an
+      // application that locks memory itself may also keep it out of dumps (libsodium's and
+      // OpenSSL's secure heaps do both), and MADV_DODUMP does not nest.
+      bool restore_dump = false;
+    };
+    explicit Plan(metadata::Array<Page>& scratch) : pages(scratch) {}
+    PageRange range{};
+    metadata::Array<Page>& pages;  // the table's scratch array, under lock_
+    std::size_t held = 0;          // pages[0, held) had their arena page held (where one is)
+    std::size_t to_lock = 0;       // bytes of foreign pages to mlock
+    bool locked = false;           // they are mlocked and charged as locked
+    bool unlocked = false;         // BEST_EFFORT: they are counted as unlocked instead
+    std::size_t dont_dumped = 0;   // pages[0, dont_dumped) had MADV_DONTDUMP set (where needed)
+  };
   // Huge or unmapped ranges, refused before anything in proportion to their length.
-  static int refuse_impossible(const PageRange& range);
+  int refuse_impossible(const PageRange& range) const;
   int lock_planned(Plan& plan);
   int unlock_range(const PageRange& range, void* address, std::size_t length, bool zero);
   // The steps of lock(); each records in the plan what it did, for roll_back().
   int plan_pages(Plan& plan);
+  // What the kernel says of the plan's new foreign pages: locked already (MADV_COLD, per run of
+  // pages), or, on kernels without it, everything from smaps.
+  int find_locked_foreign_pages(Plan& plan);
+  int read_smaps(Plan& plan);
+  static int explain_unlockable(const os::PageInfo& kernel, void* page);
+  // After a refused mlock: EACCES or ENOMEM if a page was PROT_NONE or unmapped (last_error
+  // set), 0 if the refusal was the budget's.
+  static int explain_refused_mlock(const Plan& plan);
+  static void munlock_runs(const Plan& plan, std::size_t end);
   int hold_arena_pages(Plan& plan);
   int lock_foreign_pages(Plan& plan);
-  int mlock_foreign_pages(const Plan& plan);
+  static int mlock_foreign_pages(const Plan& plan);
   int fall_back_unlocked(Plan& plan);
   int exclude_from_dumps(Plan& plan);
   void roll_back(const Plan& plan);
@@ -82,8 +120,10 @@ class CallerLocks {
   budget::Budget& budget_;
   const std::atomic<std::uint64_t>& generation_;
   pages::Reclaimer reclaimer_;
-  MaskedSpinLock lock_;
+  MaskedFutexLock lock_;
   pages::PageLockTable table_;
+  metadata::Array<Plan::Page> plan_pages_;  // under lock_
+  std::size_t physical_pages_;              // a range beyond them can never be locked
   std::atomic<std::size_t> locked_pages_{0};
 };
 

@@ -323,7 +323,7 @@ std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
                                   std::size_t wanted, small::CachedSlot* out) {
   ReclaimContext context{shards_, index, &budget_};
   small::Shard& shard = shards_[index];
-  SpinLockGuard guard(shard.lock());
+  FutexLockGuard guard(shard.lock());
   return shard.take_slots(class_index, wanted, out, generation_.load(std::memory_order_relaxed),
                           index, registry_, budget_,
                           pages::Reclaimer{&Heap::reclaim_from_shards, &context},
@@ -404,7 +404,7 @@ void* Heap::allocate_small_entered(std::size_t size, std::size_t class_index,
     // this one allocation.
     std::uint32_t index = 0;
     ReclaimContext context{shards_, index, &budget_};
-    SpinLockGuard guard(shards_[index].lock());
+    FutexLockGuard guard(shards_[index].lock());
     void* pointer = shards_[index].allocate(
         size, class_index, operation, generation_.load(std::memory_order_relaxed), index,
         registry_, budget_, pages::Reclaimer{&Heap::reclaim_from_shards, &context},
@@ -428,7 +428,7 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
   if (cache != nullptr) wait_while_drained(*cache);
   if (is_inherited(arena)) {
     small::Shard& shard = shards_[arena.shard_index];
-    SpinLockGuard guard(shard.lock());
+    FutexLockGuard guard(shard.lock());
     shard.free_inherited(arena, pointer, operation);
   } else {
     keep_freed_slot(cache, arena, pointer, small::take_back(arena, pointer, operation));
@@ -441,7 +441,7 @@ void Heap::keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointe
   if (cache == nullptr) {
     // No cache (a thread in its last TLS destructors): the slot goes straight back to its run.
     small::Shard& shard = shards_[arena.shard_index];
-    SpinLockGuard guard(shard.lock());
+    FutexLockGuard guard(shard.lock());
     shard.return_slot({static_cast<unsigned char*>(pointer), &arena}, budget_);
     retired_objects_.fetch_sub(1, std::memory_order_relaxed);
     retired_bytes_.fetch_sub(static_cast<std::int64_t>(freed.requested),
@@ -591,7 +591,7 @@ bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
   small::Arena* arena = registry_.find(pointer);
   if (arena == nullptr) return true;  // a freed large block is PROT_NONE or unmapped
   small::Shard& shard = shards_[arena->shard_index];
-  SpinLockGuard guard(shard.lock());
+  FutexLockGuard guard(shard.lock());
   return shard.range_reads_zero(*arena, pointer, length);
 }
 
@@ -620,7 +620,7 @@ Stats Heap::stats() {
   small::ShardStats small_stats;
   enter_lockbox();
   for (auto& shard : shards_) {
-    SpinLockGuard guard(shard.lock());
+    FutexLockGuard guard(shard.lock());
     shard.add_stats(small_stats);
   }
   // Outside again for the list of caches: a thread that empties caches holds that lock while

@@ -128,7 +128,7 @@ class Heap {
     if (inside_lockbox()) return read();
     enter_lockbox();
     auto result = [&] {
-      SpinLockGuard guard(shard.lock());
+      FutexLockGuard guard(shard.lock());
       return read();
     }();
     leave_and_give_back_deferred(false);
@@ -196,7 +196,7 @@ class Heap {
   // Moved by a thread that ran out of budget; every cache empties itself when it sees it move.
   std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};
-  MaskedSpinLock caches_lock_;
+  MaskedFutexLock caches_lock_;
   bool process_barrier_ = false;  // membarrier is there: drain_other_caches can work
   os::SignalMask fork_signal_mask_;
   ThreadCache* caches_ = nullptr;

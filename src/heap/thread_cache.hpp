@@ -18,7 +18,7 @@
 #include "small/slot.hpp"
 #include "support/bench_switches.hpp"
 #include "support/random_stream.hpp"
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
 
 namespace lockbox::heap {
 

@@ -78,6 +78,7 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
     LeadingSpan lead = leading_span(data, pointer);
     canary::write_span(data, lead.from, lead.to, block.canary, FirstByte::kRandom);
     if (blocks_.insert(key, block)) {
+      block_count_.fetch_add(1, std::memory_order_relaxed);
       sanitizers::poison(pointer + size, static_cast<std::size_t>(end - pointer) - size);
       sanitizers::poison(data + lead.from, lead.to - lead.from);
       sanitizers::allocated(pointer, size);
@@ -214,6 +215,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
   {
     MaskedLockGuard guard(lock_);
     blocks_.erase(key);
+    block_count_.fetch_sub(1, std::memory_order_relaxed);
     if (!block.inherited) {
       --stats_.live_allocations;
       stats_.in_use_bytes -= block.size;
@@ -313,6 +315,9 @@ LargeHeap::Block* LargeHeap::block_with_data_page(std::uintptr_t page) {
 }
 
 bool LargeHeap::contains_data_page(std::uintptr_t page) {
+  // Most processes that lock their own memory hold no large block: then no lock (and none of
+  // the two system calls a masked lock costs) is needed to know the page is not one.
+  if (block_count_.load(std::memory_order_relaxed) == 0) return false;
   MaskedLockGuard guard(lock_);
   return block_with_data_page(page) != nullptr;
 }

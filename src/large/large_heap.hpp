@@ -8,6 +8,7 @@
 // a stale access faults, and the next block cannot be mapped where the old one was.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -16,7 +17,7 @@
 #include "report/report.hpp"
 #include "support/ordered_map.hpp"
 #include "support/random_stream.hpp"
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
 
 namespace lockbox::large {
 
@@ -120,9 +121,12 @@ class LargeHeap {
   std::size_t enter_quarantine(const QuarantinedBlock& block, QuarantinedBlock* evicted);
   bool in_quarantine(std::uintptr_t pointer) const;
 
-  MaskedSpinLock lock_;
+  MaskedFutexLock lock_;
   // Keyed by the pointer handed out; ordered, so that a page can be traced to its block.
   OrderedMap<Block> blocks_;
+  // Entries of blocks_, readable without the lock. A block is inserted before its pointer is
+  // handed out, so a page of a block the caller holds is never missed.
+  std::atomic<std::size_t> block_count_{0};
   LargeStats stats_;
   RandomStream random_;  // canary words, under lock_
   QuarantinedBlock quarantine_[kQuarantineBlocks] = {};

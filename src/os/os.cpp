@@ -4,6 +4,7 @@
 #include "os/os.hpp"
 
 #include <linux/capability.h>
+#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,22 +27,6 @@ namespace lockbox::os {
 namespace {
 
 int result_of(int rc) { return rc == 0 ? 0 : errno; }
-
-// Reads a whole small /proc file into `buffer`; returns the length or -1.
-long read_small_file(const char* path, char* buffer, std::size_t capacity) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  std::size_t used = 0;
-  while (used + 1 < capacity) {
-    ssize_t got = ::read(fd, buffer + used, capacity - 1 - used);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    used += static_cast<std::size_t>(got);
-  }
-  ::close(fd);
-  buffer[used] = '\0';
-  return static_cast<long>(used);
-}
 
 }  // namespace
 
@@ -149,6 +134,29 @@ int advise_discard(void* addr, std::size_t bytes) {
   return result_of(::madvise(addr, bytes, MADV_DONTNEED));
 }
 
+bool empty_range_is_locked(void* addr, std::size_t bytes) {
+  return ::madvise(addr, bytes, MADV_DONTNEED) != 0 && errno == EINVAL;
+}
+
+int advise_cold(void* addr, std::size_t bytes) {
+  return result_of(::madvise(addr, bytes, MADV_COLD));
+}
+
+bool cold_advice_supported() {
+  // 0 not asked yet, 1 yes, 2 no. A fresh page of lockbox's own, unlocked in case mlockall
+  // (MCL_FUTURE) locked it at birth, answers for the kernel.
+  static std::atomic<int> answer{0};
+  int known = answer.load(std::memory_order_relaxed);
+  if (known != 0) return known == 1;
+  void* probe = nullptr;
+  if (reserve(kPageSize, &probe) != 0) return false;  // ask again next time
+  unlock(probe, kPageSize);
+  bool supported = advise_cold(probe, kPageSize) == 0;
+  unmap(probe, kPageSize);
+  answer.store(supported ? 1 : 2, std::memory_order_relaxed);
+  return supported;
+}
+
 int resident_pages(void* addr, std::size_t pages, unsigned char* resident) {
   return result_of(::mincore(addr, pages * kPageSize, resident));
 }
@@ -213,24 +221,6 @@ bool has_ipc_lock_capability() {
   header.pid = 0;
   if (::syscall(SYS_capget, &header, data) != 0) return false;
   return (data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32))) != 0;
-}
-
-long long status_field_bytes(const char* name) {
-  // On the stack, not thread_local: the library's TLS block must stay small enough for dlopen
-  // (support/last_error.cpp says why).
-  char buffer[8192];
-  if (read_small_file("/proc/self/status", buffer, sizeof buffer) < 0) return -1;
-  std::size_t name_length = std::strlen(name);
-  for (const char* line = buffer; *line != '\0';) {
-    if (std::strncmp(line, name, name_length) == 0 && line[name_length] == ':') {
-      long long kib = std::strtoll(line + name_length + 1, nullptr, 10);
-      return kib * 1024;
-    }
-    const char* next = std::strchr(line, '\n');
-    if (next == nullptr) break;
-    line = next + 1;
-  }
-  return -1;
 }
 
 int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* info) {
@@ -327,5 +317,19 @@ void write_stderr(const char* text, std::size_t length) {
 void abort_process() { std::abort(); }
 
 void yield_cpu() { ::sched_yield(); }
+
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "a futex word is a plain 32-bit word");
+
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+            nullptr, nullptr, 0);
+}
+
+void futex_wake_one(std::atomic<std::uint32_t>* word) {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+}
 
 }  // namespace lockbox::os

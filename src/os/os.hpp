@@ -3,6 +3,7 @@
 // Functions return 0 or an errno value (never abort, never touch errno for the caller).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -34,6 +35,18 @@ int advise_do_dump(void* addr, std::size_t bytes);
 int advise_wipe_on_fork(void* addr, std::size_t bytes);
 int advise_dont_fork(void* addr, std::size_t bytes);
 int advise_discard(void* addr, std::size_t bytes);  // MADV_DONTNEED: contents become zero
+// Is any page of [addr, addr + bytes), which must hold nothing (a reservation never committed,
+// a guard page), locked in the kernel's account (VM_LOCKED: mlock, mlockall, MAP_LOCKED)? One
+// MADV_DONTNEED, which the kernel refuses on locked mappings and which has nothing to discard
+// here: the cost does not depend on the process's other mappings.
+bool empty_range_is_locked(void* addr, std::size_t bytes);
+// MADV_COLD (Linux 5.4+) on pages that may hold data: it only ages them, and the kernel refuses
+// it (EINVAL) on a locked mapping (and on hugetlb and PFN mappings, which it never locks
+// either). 0: no page of the range is locked; EINVAL: some page is, or the kernel lacks the
+// advice (cold_advice_supported() tells); ENOMEM: part of the range is unmapped.
+int advise_cold(void* addr, std::size_t bytes);
+// Does this kernel know MADV_COLD? Asked once, of a page of lockbox's own that it unlocks first.
+bool cold_advice_supported();
 // mincore: resident[i] & 1 says whether page i of [addr, addr + pages pages) is in memory.
 int resident_pages(void* addr, std::size_t pages, unsigned char* resident);
 // The advice a mapping gets before any secret page of it is committed: left out of core dumps
@@ -61,10 +74,9 @@ std::size_t memlock_soft_limit();
 // CAP_IPC_LOCK in the effective set: the kernel then ignores RLIMIT_MEMLOCK.
 bool has_ipc_lock_capability();
 
-// A "Name:   123 kB" field of /proc/self/status, in bytes; -1 if missing.
-long long status_field_bytes(const char* name);
-
-// What the kernel says about a page (from /proc/self/smaps).
+// What the kernel says about a page, from /proc/self/smaps. Its cost grows with the process's
+// mappings (tens of ms at 10,000): only for explaining a refusal and on kernels without
+// MADV_COLD, never on an allocation, free, trim or reserve path.
 struct PageInfo {
   bool mapped = false;
   bool accessible = false;  // not PROT_NONE
@@ -104,5 +116,17 @@ int process_barrier();
 void write_stderr(const char* text, std::size_t length);
 [[noreturn]] void abort_process();
 void yield_cpu();
+// A spin-wait hint (x86 PAUSE, ARM YIELD): the waiting core backs off from the lock's line.
+inline void pause_cpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+// futex(2), process-private: sleep while *word == expected (returns at once otherwise, on a
+// signal, or when woken); wake one sleeper.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected);
+void futex_wake_one(std::atomic<std::uint32_t>* word);
 
 }  // namespace lockbox::os

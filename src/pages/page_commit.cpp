@@ -103,21 +103,26 @@ void set_mlockall_active(bool yes) {
   g_mlockall_active.store(yes, std::memory_order_relaxed);
 }
 
-bool detect_mlockall(const budget::Budget& budget) {
+bool detect_mlockall() {
   if (mlockall_active()) return true;
-  // Cheap test first: if the process holds no locks but lockbox's, nobody else locks anything.
-  long long process_locked = os::status_field_bytes("VmLck");
-  if (process_locked < 0 || static_cast<std::size_t>(process_locked) <= budget.locked_bytes()) {
-    return false;
+  // mlockall(MCL_CURRENT) locks every mapping the process has, this empty page of lockbox's
+  // among them; under MCL_FUTURE it was born locked if it came after. (MCL_FUTURE alone, later,
+  // locks only newer mappings: arena.cpp asks each new arena.) One system call, whatever the
+  // process looks like.
+  static std::atomic<void*> probe{nullptr};
+  void* page = probe.load(std::memory_order_acquire);
+  if (page == nullptr) {
+    void* fresh = nullptr;
+    if (os::reserve(os::kPageSize, &fresh) != 0) return false;
+    if (!probe.compare_exchange_strong(page, fresh, std::memory_order_acq_rel)) {
+      os::unmap(fresh, os::kPageSize);  // another thread's probe won
+    } else {
+      page = fresh;
+    }
   }
-  // Someone else locks memory. Under mlockall(MCL_FUTURE) a fresh mapping comes back locked.
-  void* probe = nullptr;
-  if (os::reserve(os::kPageSize, &probe) != 0) return false;
-  os::PageInfo info;
-  bool future_locked = os::describe_pages(probe, 1, &info) == 0 && info.locked;
-  os::unmap(probe, os::kPageSize);
-  if (future_locked) set_mlockall_active(true);
-  return future_locked;
+  if (!os::empty_range_is_locked(page, os::kPageSize)) return false;
+  set_mlockall_active(true);
+  return true;
 }
 
 bool release(budget::Budget& budget, void* addr, std::size_t bytes, bool locked,

@@ -43,9 +43,9 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
 // the application's lock. mlockall is a fact of the whole process, so this is one flag for it.
 bool mlockall_active();
 void set_mlockall_active(bool yes);
-// mlockall_active(), or, when the process holds locks that are not lockbox's, a probe of
-// the kernel (under MCL_FUTURE a fresh mapping comes back locked); a positive answer is kept.
-bool detect_mlockall(const budget::Budget& budget);
+// mlockall_active(), or one system call asking whether an empty page lockbox keeps for the
+// purpose is locked (mlockall locked it); a positive answer is kept. No /proc, no scan.
+bool detect_mlockall();
 
 // Returns committed pages to the reserved state; their contents must already be zero. Never
 // munlocks when `mlockall_active` (the caller asked once for a batch). False when the kernel

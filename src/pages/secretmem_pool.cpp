@@ -10,7 +10,7 @@
 namespace lockbox::pages {
 
 int SecretmemPool::map(void* address, std::size_t bytes) {
-  SpinLockGuard guard(lock_);
+  FutexLockGuard guard(lock_);
   if (current_fd_ < 0 || next_offset_ + bytes > kFileBytes) {
     if (open_count_ == sizeof open_fds_ / sizeof open_fds_[0]) return ENOMEM;
     int fd = -1;

@@ -7,7 +7,7 @@
 #include <atomic>
 #include <cstddef>
 
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
 
 namespace lockbox::pages {
 
@@ -35,7 +35,7 @@ class SecretmemPool {
   void close_after_fork();
 
  private:
-  SpinLock lock_;
+  FutexLock lock_;
   int current_fd_ = -1;
   std::size_t next_offset_ = 0;
   int open_fds_[64] = {};

@@ -95,9 +95,9 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget:
   arena->shard_index = shard_index;
   arena->unowned_pages = kEndDataPage - kFirstDataPage;
   arena->secretmem = secretmem;
-  os::PageInfo first_page;
-  arena->locked_by_application =
-      !secretmem && os::describe_pages(memory, 1, &first_page) == 0 && first_page.locked;
+  // Under mlockall(MCL_FUTURE) the new mapping is born locked. Its first page is a guard page
+  // with nothing in it, so asking costs one system call and discards nothing.
+  arena->locked_by_application = !secretmem && os::empty_range_is_locked(memory, os::kPageSize);
   for (std::size_t page = 0; page < kArenaPages; ++page) {
     arena->page_refcount[page] = 0;
     arena->page_state[page] = PageState::kReserved;

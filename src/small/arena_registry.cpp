@@ -20,7 +20,7 @@ bool ArenaRegistry::initialise() {
 }
 
 bool ArenaRegistry::insert(Arena* arena) {
-  SpinLockGuard guard(insert_lock_);
+  FutexLockGuard guard(insert_lock_);
   if (count_ >= kMaxArenas) {
     set_last_error("cannot add an arena: lockbox already manages %zu arenas (%zu MiB)", count_,
                    count_ * (kArenaBytes >> 20));

@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "small/arena.hpp"
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
 
 namespace lockbox::small {
 
@@ -41,7 +41,7 @@ class ArenaRegistry {
 
   Entry* entries_ = nullptr;
   std::size_t count_ = 0;
-  SpinLock insert_lock_;
+  FutexLock insert_lock_;
 };
 
 }  // namespace lockbox::small

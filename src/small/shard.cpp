@@ -247,7 +247,7 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
 bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   if (empty_committed_pages_ <= target) return false;
   // One look at whether mlockall is active covers the whole sweep.
-  bool mlockall = pages::detect_mlockall(budget);
+  bool mlockall = pages::detect_mlockall();
   std::size_t released = 0;
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {

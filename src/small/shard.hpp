@@ -12,7 +12,7 @@
 #include "small/arena_registry.hpp"
 #include "small/slot.hpp"
 #include "support/random_stream.hpp"
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
 
 namespace lockbox::small {
 
@@ -72,7 +72,7 @@ class alignas(kCacheLine) Shard {
   std::size_t reserve_limit() const;
   void add_stats(ShardStats& stats) const;
 
-  SpinLock& lock() { return lock_; }
+  FutexLock& lock() { return lock_; }
   // In a forked child: the inherited arenas stay mapped (their pointers can still be freed)
   // but are never allocated from again.
   void forget_arenas_after_fork();
@@ -109,7 +109,7 @@ class alignas(kCacheLine) Shard {
   void link(Run& run);
   void unlink(Run& run);
 
-  SpinLock lock_;
+  FutexLock lock_;
   Run* runs_with_room_[kClassCount] = {};
   Arena* arenas_ = nullptr;
   std::size_t reserved_bytes_ = 0;

@@ -7,7 +7,7 @@
 #include <pthread.h>
 
 #include "report/report.hpp"
-#include "support/spin_lock.hpp"
+#include "support/futex_lock.hpp"
 
 namespace lockbox {
 
