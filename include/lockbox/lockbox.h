@@ -265,6 +265,10 @@ typedef struct lockbox_stats {
                                      memory, not locked (included in reserved_bytes) */
   size_t sealed_boxes;        /* live sealed boxes (lockbox_seal) */
   size_t open_sealed_boxes;   /* sealed boxes with at least one view open (plaintext present) */
+  /* Added in 0.3.0 (lockbox_get_stats fills it when size covers it): */
+  size_t cached_large_bytes;  /* pages of freed large blocks kept zeroed, locked and PROT_NONE
+                                 for reuse (included in locked_bytes; given back first when it
+                                 runs out) */
 } lockbox_stats;
 
 /* The size of the first lockbox_stats (13 fields): the least a caller may pass. */

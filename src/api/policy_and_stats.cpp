@@ -82,6 +82,7 @@ size_t lockbox_get_stats(lockbox_stats* out, size_t size) noexcept {
   all.quarantined_large_bytes = stats.quarantined_large_bytes;
   all.sealed_boxes = sealed.boxes;
   all.open_sealed_boxes = sealed.open_boxes;
+  all.cached_large_bytes = stats.cached_large_bytes;
   // A caller built against an older header gets the prefix it knows; one built against a
   // newer header gets zeros for the fields this library does not have.
   size_t filled = size < sizeof all ? size : sizeof all;

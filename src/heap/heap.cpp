@@ -321,7 +321,7 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
 
 std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
                                   std::size_t wanted, small::CachedSlot* out) {
-  ReclaimContext context{shards_, index, &budget_};
+  ReclaimContext context{shards_, index, &budget_, &large_};
   small::Shard& shard = shards_[index];
   FutexLockGuard guard(shard.lock());
   return shard.take_slots(class_index, wanted, out, generation_.load(std::memory_order_relaxed),
@@ -403,7 +403,7 @@ void* Heap::allocate_small_entered(std::size_t size, std::size_t class_index,
     // A thread in its last TLS destructors, or no memory for a cache: take the shard lock for
     // this one allocation.
     std::uint32_t index = 0;
-    ReclaimContext context{shards_, index, &budget_};
+    ReclaimContext context{shards_, index, &budget_, &large_};
     FutexLockGuard guard(shards_[index].lock());
     void* pointer = shards_[index].allocate(
         size, class_index, operation, generation_.load(std::memory_order_relaxed), index,
@@ -490,6 +490,8 @@ void Heap::shrink_to_share(ThreadCache& cache) {
 
 bool Heap::reclaim_from_shards(void* context) {
   auto* reclaim = static_cast<ReclaimContext*>(context);
+  // Freed large blocks kept for reuse go first: they serve no live object.
+  if (reclaim->large->release_cache(*reclaim->budget)) return true;
   bool released = false;
   for (std::size_t i = 0; i < kShards; ++i) {
     small::Shard& shard = reclaim->shards[i];
@@ -526,7 +528,7 @@ void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation 
 void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded,
                            bool in_handler) {
   for (int attempt = 0;; ++attempt) {
-    ReclaimContext context{shards_, kShards, &budget_};
+    ReclaimContext context{shards_, kShards, &budget_, &large_};
     void* pointer = large_.allocate(size, alignment, budget_,
                                     pages::Reclaimer{&Heap::reclaim_from_shards, &context},
                                     guarded);
@@ -655,6 +657,7 @@ Stats Heap::stats() {
   stats.secretmem_bytes = budget_.secretmem_bytes();
   stats.quarantined_bytes = quarantined_bytes;
   stats.quarantined_large_bytes = large_stats.quarantined_bytes;
+  stats.cached_large_bytes = large_stats.cached_bytes;
   return stats;
 }
 

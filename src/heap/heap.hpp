@@ -44,6 +44,7 @@ struct Stats {
   std::size_t secretmem_bytes;
   std::size_t quarantined_bytes;
   std::size_t quarantined_large_bytes;
+  std::size_t cached_large_bytes;
 };
 
 class Heap {
@@ -178,7 +179,9 @@ class Heap {
     small::Shard* shards;
     std::size_t held;  // the shard whose lock the caller holds, or kShards for none
     budget::Budget* budget;
+    large::LargeHeap* large;
   };
+  // The reclaimer: the large blocks' cache first, then the shards' empty pages.
   static bool reclaim_from_shards(void* context);
 
 
@@ -205,7 +208,7 @@ class Heap {
   std::atomic<std::int64_t> retired_bytes_{0};
   // Last: the members above are the allocation paths', kept together.
   // Room for caller locks comes from every shard, none of whose locks the caller holds.
-  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_};
+  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_, &large_};
   CallerLocks caller_locks_{registry_, shards_, large_, budget_, generation_,
                             pages::Reclaimer{&Heap::reclaim_from_shards, &unheld_reclaim_}};
 };

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: ISC
-// Large blocks are rare and big: one mapping each keeps the guard pages exact. A freed block's
-// pages go back to the kernel at once (munlock, discard, PROT_NONE); its range waits in the
-// quarantine and is unmapped when newer blocks push it out.
+// Large blocks are rare and big: one mapping each keeps the guard pages exact. A freed block is
+// zeroed and made PROT_NONE; its range waits in the quarantine and is unmapped when newer blocks
+// push it out. Its pages either stay with it, locked (the cache, while it has room), or go back
+// to the kernel at once (munlock, discard).
 #include "large/large_heap.hpp"
 
 #include <sodium.h>
@@ -54,21 +55,31 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   block.locked = true;
   block.guarded = guarded;
   block.protection = Protection::kReadWrite;
-  if (!reserve(block)) return nullptr;
+  QuarantinedBlock cached{};
+  bool reused = false;
+  if (alignment <= kPage) {
+    shape_for(block, alignment);
+    MaskedLockGuard guard(lock_);
+    reused = take_cached(block, &cached);
+  }
+  if (reused && !reopen_cached(block, cached, budget)) reused = false;
+  if (!reused && !reserve(block)) return nullptr;
   void* mapping = block.mapping;
   unsigned char* pointer = place(block, alignment);
   std::uintptr_t key = table_key(pointer);
   unsigned char* data = committed_start(block);
   unsigned char* end = data + committed_bytes(block);
-  switch (pages::commit(budget, data, committed_bytes(block), reclaimer)) {
-    case pages::CommitResult::kLocked:
-      break;
-    case pages::CommitResult::kUnlocked:
-      block.locked = false;
-      break;
-    case pages::CommitResult::kFailed:
-      os::unmap(mapping, mapping_bytes(block));
-      return nullptr;
+  if (!reused) {
+    switch (pages::commit(budget, data, committed_bytes(block), reclaimer)) {
+      case pages::CommitResult::kLocked:
+        break;
+      case pages::CommitResult::kUnlocked:
+        block.locked = false;
+        break;
+      case pages::CommitResult::kFailed:
+        os::unmap(mapping, mapping_bytes(block));
+        return nullptr;
+    }
   }
   {
     MaskedLockGuard guard(lock_);
@@ -194,20 +205,26 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
   }
   QuarantinedBlock evicted[kQuarantineBlocks];
   std::size_t evicted_count = 0;
+  bool kept = false;
   if (block.inherited) {
     // A forked child's copy of its parent's block (wiped by the kernel, or absent): it only
     // goes away, as before the quarantine existed. Its poisoning (inherited with the
     // sanitizer's shadow) must go too: the kernel may map the child's next block there.
     sanitizers::released(pointer);
     sanitizers::returned_to_kernel(block.mapping, mapping_bytes(block));
-    evicted[evicted_count++] = {key, block.mapping, mapping_bytes(block)};
+    evicted[evicted_count++] = QuarantinedBlock{
+        .pointer = key, .mapping = block.mapping, .bytes = mapping_bytes(block)};
   } else {
     check_and_wipe(pointer, block, operation);
-    // The pages go back now (munlock, discard, PROT_NONE); only the range waits. The data
-    // pages are a mapping of their own, so neither change needs a new one: a refusal here is
-    // not a shortage but a state lockbox cannot explain.
-    if (!pages::release(budget, committed_start(block), committed_bytes(block), block.locked,
-                        pages::mlockall_active())) {
+    // Zeroed, the pages may stay, locked, behind PROT_NONE (a stale access faults all the
+    // same); otherwise they go back now (munlock, discard, PROT_NONE) and only the range waits.
+    // The data pages are a mapping of their own and PROT_NONE merges them with the guards, so
+    // neither change needs a new mapping: a refusal is not a shortage but a state lockbox
+    // cannot explain.
+    kept = block.locked && committed_bytes(block) <= cache_limit(budget) &&
+           os::protect_none(committed_start(block), committed_bytes(block)) == 0;
+    if (!kept && !pages::release(budget, committed_start(block), committed_bytes(block),
+                                 block.locked, pages::mlockall_active())) {
       report::fatal_os_failure("munlock or mprotect", committed_start(block));
     }
     sanitizers::returned_to_kernel(block.mapping, mapping_bytes(block));
@@ -220,14 +237,22 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
       --stats_.live_allocations;
       stats_.in_use_bytes -= block.size;
       stats_.reserved_bytes -= mapping_bytes(block);
-      evicted_count = enter_quarantine({key, block.mapping, mapping_bytes(block)}, evicted);
+      QuarantinedBlock entry{.pointer = key,
+                             .mapping = block.mapping,
+                             .bytes = mapping_bytes(block),
+                             .data_pages = block.data_pages,
+                             .padding_pages = block.padding_pages,
+                             .committed_pages = block.committed_pages,
+                             .freed_at = ++frees_,
+                             .pages_kept = kept};
+      evicted_count = enter_quarantine(entry, evicted);
+      if (kept) {
+        stats_.cached_bytes += committed_bytes(block);
+        if (stats_.cached_bytes > cache_limit(budget)) shrink_cache(budget, cache_limit(budget));
+      }
     }
   }
-  for (std::size_t i = 0; i < evicted_count; ++i) {
-    if (os::unmap(evicted[i].mapping, evicted[i].bytes) != 0) {
-      report::fatal_os_failure("munmap", evicted[i].mapping);
-    }
-  }
+  unmap_evicted(budget, evicted, evicted_count);
   *mapping = reinterpret_cast<std::uintptr_t>(block.mapping);
   *mapping_size = mapping_bytes(block);
   return FreeResult::kFreed;
@@ -237,8 +262,10 @@ std::size_t LargeHeap::enter_quarantine(const QuarantinedBlock& block,
                                         QuarantinedBlock* evicted) {
   std::size_t count = 0;
   auto evict_oldest = [&] {
-    evicted[count++] = quarantine_[quarantine_oldest_];
-    stats_.quarantined_bytes -= quarantine_[quarantine_oldest_].bytes;
+    const QuarantinedBlock& oldest = quarantine_[quarantine_oldest_];
+    evicted[count++] = oldest;
+    stats_.quarantined_bytes -= oldest.bytes;
+    if (oldest.pages_kept) stats_.cached_bytes -= oldest.committed_pages * kPage;
     quarantine_oldest_ = (quarantine_oldest_ + 1) % kQuarantineBlocks;
     --quarantine_count_;
   };
@@ -250,6 +277,96 @@ std::size_t LargeHeap::enter_quarantine(const QuarantinedBlock& block,
   ++quarantine_count_;
   stats_.quarantined_bytes += block.bytes;
   return count;
+}
+
+void LargeHeap::shape_for(Block& block, std::size_t alignment) {
+  // As place() computes it: the object ends at the trailing guard, rounded down to its
+  // alignment, which for alignments up to a page does not depend on where the block lies.
+  std::size_t data_bytes = block.data_pages * kPage;
+  std::size_t misalignment = (alignment - block.size % alignment) % alignment;
+  std::size_t before_object = data_bytes - block.size - misalignment;
+  block.padding_pages =
+      before_object > kLeadingCanaryBytes ? (before_object - kLeadingCanaryBytes) / kPage : 0;
+  std::size_t through_object = before_object + (block.size == 0 ? 1 : block.size);
+  block.committed_pages = (through_object + kPage - 1) / kPage - block.padding_pages;
+}
+
+std::size_t LargeHeap::cache_limit(const budget::Budget& budget) const {
+  std::size_t half_budget = budget.limit() / 2;
+  return half_budget < kMaxCacheBytes ? half_budget : kMaxCacheBytes;
+}
+
+bool LargeHeap::take_cached(const Block& shape, QuarantinedBlock* taken) {
+  for (std::size_t i = 0; i < quarantine_count_; ++i) {
+    QuarantinedBlock& entry = quarantine_[(quarantine_oldest_ + i) % kQuarantineBlocks];
+    if (!entry.pages_kept || entry.data_pages != shape.data_pages ||
+        entry.padding_pages != shape.padding_pages ||
+        entry.committed_pages != shape.committed_pages) {
+      continue;
+    }
+    // Oldest first: the first that matches and is too young means every later one is too.
+    if (frees_ - entry.freed_at < kReuseAfterFrees) return false;
+    *taken = entry;
+    for (std::size_t j = i + 1; j < quarantine_count_; ++j) {
+      quarantine_[(quarantine_oldest_ + j - 1) % kQuarantineBlocks] =
+          quarantine_[(quarantine_oldest_ + j) % kQuarantineBlocks];
+    }
+    --quarantine_count_;
+    stats_.quarantined_bytes -= taken->bytes;
+    stats_.cached_bytes -= taken->committed_pages * kPage;
+    return true;
+  }
+  return false;
+}
+
+bool LargeHeap::reopen_cached(Block& block, const QuarantinedBlock& cached,
+                              budget::Budget& budget) {
+  block.mapping = cached.mapping;
+  unsigned char* data = committed_start(block);
+  // The pages are committed, locked and zero: one mprotect. It splits the mapping again, so at
+  // vm.max_map_count it can be refused: then the block goes, and a new one is tried.
+  if (os::protect_read_write(data, committed_bytes(block)) != 0) {
+    if (os::unmap(cached.mapping, cached.bytes) != 0) {
+      report::fatal_os_failure("munmap", cached.mapping);
+    }
+    budget.release_locked(committed_bytes(block));
+    return false;
+  }
+  sanitizers::unpoison(data, committed_bytes(block));
+  return true;
+}
+
+void LargeHeap::shrink_cache(budget::Budget& budget, std::size_t keep) {
+  for (std::size_t i = 0; i < quarantine_count_ && stats_.cached_bytes > keep; ++i) {
+    QuarantinedBlock& entry = quarantine_[(quarantine_oldest_ + i) % kQuarantineBlocks];
+    if (!entry.pages_kept) continue;
+    unsigned char* data = entry.mapping + (1 + entry.padding_pages) * kPage;
+    std::size_t bytes = entry.committed_pages * kPage;
+    // Out of mappings (vm.max_map_count): they stay cached, counted, until a later try.
+    if (!pages::release(budget, data, bytes, true, pages::mlockall_active())) return;
+    entry.pages_kept = false;
+    stats_.cached_bytes -= bytes;
+  }
+}
+
+bool LargeHeap::release_cache(budget::Budget& budget) {
+  if (!lock_.try_lock()) return false;
+  std::size_t before = stats_.cached_bytes;
+  shrink_cache(budget, 0);
+  bool released = stats_.cached_bytes < before;
+  lock_.unlock();
+  return released;
+}
+
+void LargeHeap::unmap_evicted(budget::Budget& budget, const QuarantinedBlock* evicted,
+                              std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (os::unmap(evicted[i].mapping, evicted[i].bytes) != 0) {
+      report::fatal_os_failure("munmap", evicted[i].mapping);
+    }
+    // Unmapping unlocked the kept pages.
+    if (evicted[i].pages_kept) budget.release_locked(evicted[i].committed_pages * kPage);
+  }
 }
 
 bool LargeHeap::in_quarantine(std::uintptr_t pointer) const {
@@ -342,12 +459,15 @@ void LargeHeap::add_stats(LargeStats& stats) {
   stats.in_use_bytes += stats_.in_use_bytes;
   stats.reserved_bytes += stats_.reserved_bytes + stats_.quarantined_bytes;
   stats.quarantined_bytes += stats_.quarantined_bytes;
+  stats.cached_bytes += stats_.cached_bytes;
 }
 
 void LargeHeap::mark_inherited_after_fork() {
   lock_.reset_after_fork();
   blocks_.for_each([](std::uintptr_t, Block& block) { block.inherited = true; });
-  // The quarantined ranges are the child's too (PROT_NONE, inherited); keep their count.
+  // The quarantined ranges are the child's too (PROT_NONE, inherited); keep their count. Their
+  // kept pages are not: wiped, unlocked, and not in the child's budget.
+  for (QuarantinedBlock& entry : quarantine_) entry.pages_kept = false;
   std::size_t quarantined = stats_.quarantined_bytes;
   stats_ = LargeStats{};
   stats_.quarantined_bytes = quarantined;

@@ -5,7 +5,10 @@
 // the alignment) holds a canary whose first byte is zero; up to 16 bytes before the object (when
 // it does not start on a page) hold another, so an underflow is caught at free. A freed block's
 // address range stays reserved PROT_NONE in a bounded quarantine: a second free is a double free,
-// a stale access faults, and the next block cannot be mapped where the old one was.
+// a stale access faults, and the next block cannot be mapped where the old one was. The newest
+// freed blocks keep their pages there (zeroed, locked, PROT_NONE: the cache), so that a block of
+// the same shape, once kReuseAfterFrees later large frees have passed, is handed out again with
+// one mprotect instead of a new mapping, lock and wipe.
 #pragma once
 
 #include <atomic>
@@ -26,6 +29,7 @@ struct LargeStats {
   std::size_t in_use_bytes = 0;
   std::size_t reserved_bytes = 0;
   std::size_t quarantined_bytes = 0;  // address space of freed blocks, PROT_NONE
+  std::size_t cached_bytes = 0;       // their pages kept locked for reuse (in locked_bytes)
 };
 
 class LargeHeap {
@@ -35,6 +39,13 @@ class LargeHeap {
   // mapping with no page behind it, so it costs a VMA and no memory.
   static constexpr std::size_t kQuarantineBlocks = 64;
   static constexpr std::size_t kQuarantineBytes = std::size_t{256} << 20;
+  // A freed block's pages may be kept for reuse (zeroed, locked, PROT_NONE) up to the smaller of
+  // this and half the RLIMIT_MEMLOCK budget, all blocks together; they are the first memory
+  // given back when the budget runs short. A block is reused, in place, only after this many
+  // later large frees: until then a second free of it is a double free and a stale access
+  // faults, as for a block whose pages went back.
+  static constexpr std::size_t kMaxCacheBytes = std::size_t{32} << 20;
+  static constexpr std::uint64_t kReuseAfterFrees = 8;
   // Bytes before the object checked for an underflow (when the data pages have them).
   static constexpr std::size_t kLeadingCanaryBytes = 16;
 
@@ -53,6 +64,9 @@ class LargeHeap {
   FreeResult free(void* pointer, budget::Budget& budget, report::Operation operation,
                   std::uintptr_t* mapping, std::size_t* mapping_bytes);
   bool usable_size(const void* pointer, std::size_t* size);
+  // The reclaimer's first resort: gives every cached block's pages back (munlock, discard).
+  // True if any went. Takes the lock only if it is free (a caller of the reclaimer may hold it).
+  bool release_cache(budget::Budget& budget);
   // kLive, kInherited (from the parent of this forked child) or kNotOwned, as Heap::ownership.
   enum class Ownership { kNotOwned, kLive, kInherited };
   Ownership ownership(const void* pointer);
@@ -112,7 +126,28 @@ class LargeHeap {
     std::uintptr_t pointer;  // its table_key
     unsigned char* mapping;
     std::size_t bytes;
+    // Its shape, for reuse: a new block of the same one fits the same pages.
+    std::size_t data_pages = 0;
+    std::size_t padding_pages = 0;
+    std::size_t committed_pages = 0;
+    std::uint64_t freed_at = 0;  // its number among the large frees
+    bool pages_kept = false;     // its committed pages are still locked (zeroed, PROT_NONE)
   };
+  // Under the lock: a cached block of `shape`'s shape freed at least kReuseAfterFrees frees ago
+  // leaves the quarantine into *taken. False if there is none.
+  bool take_cached(const Block& shape, QuarantinedBlock* taken);
+  // The address-independent part of place(), for alignments up to a page.
+  static void shape_for(Block& block, std::size_t alignment);
+  std::size_t cache_limit(const budget::Budget& budget) const;
+  // Makes a block taken from the cache read-write again; false (the block unmapped, its budget
+  // released) if the kernel refuses.
+  static bool reopen_cached(Block& block, const QuarantinedBlock& cached, budget::Budget& budget);
+  // Under the lock: gives back the pages of cached blocks, oldest first, until at most `keep`
+  // bytes are cached.
+  void shrink_cache(budget::Budget& budget, std::size_t keep);
+  // Unmaps ranges that left the quarantine, releasing the budget of kept pages.
+  static void unmap_evicted(budget::Budget& budget, const QuarantinedBlock* evicted,
+                            std::size_t count);
   static std::size_t mapping_bytes(const Block& block);
   // Checks both canaries and zeroes the block (read-write again if it was a guarded secret).
   void check_and_wipe(void* pointer, const Block& block, report::Operation operation);
@@ -132,6 +167,7 @@ class LargeHeap {
   QuarantinedBlock quarantine_[kQuarantineBlocks] = {};
   std::size_t quarantine_oldest_ = 0;
   std::size_t quarantine_count_ = 0;
+  std::uint64_t frees_ = 0;  // large frees so far, under lock_
 };
 
 }  // namespace lockbox::large

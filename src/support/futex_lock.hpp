@@ -81,6 +81,16 @@ class MaskedFutexLock {
     lock_.lock();
     saved_ = saved;
   }
+  bool try_lock() {
+    os::SignalMask saved;
+    os::block_signals(&saved);
+    if (!lock_.try_lock()) {
+      os::restore_signals(saved);
+      return false;
+    }
+    saved_ = saved;
+    return true;
+  }
   void unlock() {
     os::SignalMask saved = saved_;
     lock_.unlock();

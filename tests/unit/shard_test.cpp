@@ -23,13 +23,13 @@ struct ShardFixture {
     budget.set_limit(SIZE_MAX);
   }
   void* allocate(std::size_t size) {
-    lockbox::SpinLockGuard guard(shard.lock());
+    lockbox::FutexLockGuard guard(shard.lock());
     return shard.allocate(size, class_for_request(size), lockbox::report::Operation::kMalloc, 1, 0,
                           registry, budget,
                           lockbox::pages::Reclaimer{nullptr, nullptr});
   }
   void free(void* pointer) {
-    lockbox::SpinLockGuard guard(shard.lock());
+    lockbox::FutexLockGuard guard(shard.lock());
     shard.free(*registry.find(pointer), pointer, budget, lockbox::report::Operation::kFree);
   }
   std::size_t refcount(const void* address) {
@@ -37,7 +37,7 @@ struct ShardFixture {
     return arena->page_refcount[arena->page_index(address)];
   }
   ~ShardFixture() {
-    lockbox::SpinLockGuard guard(shard.lock());
+    lockbox::FutexLockGuard guard(shard.lock());
     shard.release_empty_pages(budget);
   }
 
@@ -82,7 +82,7 @@ TEST_CASE("objects count on every page they overlap; one free never unlocks a ne
   // Empty pages stay locked in the reserve until room is needed.
   CHECK(f.budget.locked_bytes() == 3 * 4096);
   {
-    lockbox::SpinLockGuard guard(f.shard.lock());
+    lockbox::FutexLockGuard guard(f.shard.lock());
     CHECK(f.shard.release_empty_pages(f.budget));
   }
   CHECK(f.budget.locked_bytes() == 0);
