@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DIR=${BUILD_DIR:-build}
-PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev libgcrypt20-dev valgrind man-db)
+PACKAGES=(meson ninja-build pkg-config g++ libsodium-dev doctest-dev libgcrypt20-dev valgrind man-db strace)
 FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm-14 zip unzip libc++-14-dev libc++abi-14-dev)
 FUZZ_TARGETS=(allocator_fuzzer lock_fuzzer container_fuzzer sealed_fuzzer)
 BENCH_PACKAGES=(libssl-dev libgcrypt20-dev libbotan-2-dev libmimalloc-dev libclang-rt-14-dev gnuplot-nox strace)

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: ISC
+// Workloads whose system calls tests/cost/syscall_count_test.py counts under strace, between
+// two markers (a write to fd -1, which fails and which strace logs), never timed:
+//   cost_workload bulk N [crowded]   allocate N 32-byte keys, then free them, three rounds
+//   cost_workload lock N [crowded]   N lockbox_lock + lockbox_unlock pairs on a stack buffer
+//   cost_workload large BYTES N      N allocations of BYTES, each written and freed
+//   cost_workload threads T N        T threads, N operations each, 16 B to 64 KiB, half of the
+//                                    frees of blocks another thread allocated
+// Each runs as an ordinary user at RLIMIT_MEMLOCK = 8 MiB, after a warm-up of the same work.
+// The threads keep about 2 MiB live, so that what is counted is the locks, not the hand-over of
+// other threads' caches when the budget runs out (which still waits with sched_yield).
+// "crowded": first lock 64 KiB of the application's own memory and make 10,000 mappings.
+#include <lockbox/lockbox.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace {
+
+void marker(const char* text) {
+  // fd -1: the write fails (EBADF) and changes nothing, but strace shows its text.
+  if (write(-1, text, std::strlen(text)) != -1) std::abort();
+}
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "cost_workload: %s (%s)\n", what, lockbox_last_error());
+  std::exit(1);
+}
+
+void crowd_the_process() {
+  static unsigned char own[64 * 1024];
+  std::memset(own, 1, sizeof own);
+  if (lockbox_test::kernel_mlock(own, sizeof own) != 0) fail("cannot mlock 64 KiB of its own");
+  for (int i = 0; i < 10000; ++i) {
+    void* p = mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // Half of it read-only: two mappings that cannot merge with their neighbours.
+    if (p == MAP_FAILED || mprotect(p, 4096, PROT_READ) != 0) fail("cannot make 10,000 mappings");
+  }
+}
+
+void bulk(std::size_t keys) {
+  std::vector<void*> live(keys);
+  auto round = [&] {
+    for (auto& key : live) {
+      if ((key = lockbox_malloc(32)) == nullptr) fail("allocation refused");
+      std::memset(key, 0x5a, 32);
+    }
+    for (void* key : live) lockbox_free(key);
+  };
+  round();
+  marker("cost:begin");
+  for (int i = 0; i < 3; ++i) round();
+  marker("cost:end");
+}
+
+void lock_stack_buffer(std::size_t pairs) {
+  unsigned char buffer[256];
+  std::memset(buffer, 0, sizeof buffer);
+  auto pair = [&] {
+    if (lockbox_lock(buffer, sizeof buffer) != 0) fail("lockbox_lock refused");
+    if (lockbox_unlock(buffer, sizeof buffer) != 0) fail("lockbox_unlock refused");
+  };
+  pair();
+  marker("cost:begin");
+  for (std::size_t i = 0; i < pairs; ++i) pair();
+  marker("cost:end");
+}
+
+void large(std::size_t bytes, std::size_t cycles) {
+  auto cycle = [&] {
+    auto* block = static_cast<unsigned char*>(lockbox_malloc(bytes));
+    if (block == nullptr) fail("large allocation refused");
+    std::memset(block, 0x5a, bytes);
+    lockbox_free(block);
+  };
+  for (int i = 0; i < 20; ++i) cycle();
+  marker("cost:begin");
+  for (std::size_t i = 0; i < cycles; ++i) cycle();
+  marker("cost:end");
+}
+
+void threads(int count, std::size_t operations) {
+  constexpr std::size_t kSlots = 64;  // and 4 of its own per thread: about 2 MiB live at 32 threads
+  std::vector<std::atomic<void*>> shared(kSlots);
+  auto work = [&](int id, std::size_t n) {
+    std::uint64_t state = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(id + 1);
+    auto next = [&] {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      return state;
+    };
+    std::vector<void*> mine;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t size = std::size_t{16} << (next() % 13);  // 16 B to 64 KiB
+      void* block = lockbox_malloc(size);
+      if (block == nullptr) fail("allocation refused");
+      std::memset(block, 1, size < 64 ? size : 64);
+      if (next() % 2 == 0) {
+        // Swapped into the shared array: another thread frees what it finds there.
+        if (void* other = shared[next() % kSlots].exchange(block)) lockbox_free(other);
+      } else {
+        mine.push_back(block);
+        if (mine.size() > 4) {
+          std::size_t victim = next() % mine.size();
+          lockbox_free(mine[victim]);
+          mine[victim] = mine.back();
+          mine.pop_back();
+        }
+      }
+    }
+    for (void* block : mine) lockbox_free(block);
+  };
+  auto run = [&](std::size_t n) {
+    std::vector<std::thread> workers;
+    for (int t = 0; t < count; ++t) workers.emplace_back(work, t, n);
+    for (auto& worker : workers) worker.join();
+  };
+  run(operations / 10);
+  marker("cost:begin");
+  run(operations);
+  marker("cost:end");
+  for (auto& slot : shared) lockbox_free(slot.exchange(nullptr));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: cost_workload bulk|lock N [crowded] | large BYTES N | threads T N\n");
+    return 2;
+  }
+  std::string mode = argv[1];
+  std::string why = lockbox_test::become_unprivileged(std::size_t{8} << 20);
+  if (!why.empty()) {
+    std::fprintf(stderr, "cost_workload: %s\n", why.c_str());
+    return 1;
+  }
+  std::size_t n = std::strtoull(argv[2], nullptr, 10);
+  bool crowded = argc > 3 && std::string(argv[3]) == "crowded";
+  if (crowded) crowd_the_process();
+  if (mode == "bulk") {
+    bulk(n);
+  } else if (mode == "lock") {
+    lock_stack_buffer(n);
+  } else if (mode == "large" && argc > 3) {
+    large(n, std::strtoull(argv[3], nullptr, 10));
+  } else if (mode == "threads" && argc > 3) {
+    threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10));
+  } else {
+    std::fprintf(stderr, "cost_workload: unknown mode %s\n", argv[1]);
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+# Counts what a workload of cost_workload asks of the kernel between its two markers, under
+# strace: system calls per operation, opens of /proc (or of anything), sched_yield and futex
+# waits. Counts, never timings: the regression checks for issue #14's constant cost.
+# Usage: syscall_count_test.py STRACE COST_WORKLOAD CASE
+import collections
+import re
+import subprocess
+import sys
+import tempfile
+
+MEMORY = {"mmap", "munmap", "mprotect", "mlock", "munlock", "madvise", "mremap"}
+
+# case: (workload arguments, operations between the markers, checks)
+# A check is (what, bound): the count of `what` divided by the operations must not exceed it.
+CASES = {
+    # 3 rounds of 20,000 allocations and 20,000 frees: pages may come and go with the rounds,
+    # a few per hundred keys, never per key.
+    "bulk-20000": (["bulk", "20000"], 120000, [("memory", 0.05), ("open", 0)]),
+    # The same beside 64 KiB the application locked itself and 10,000 mappings: no more.
+    "bulk-20000-crowded": (["bulk", "20000", "crowded"], 120000,
+                           [("memory", 0.05), ("open", 0)]),
+    "bulk-150000": (["bulk", "150000"], 900000, [("memory", 0.05), ("open", 0)]),
+    # lockbox_lock + lockbox_unlock: mlock, munlock and the few calls around them (one hole
+    # check, one MADV_COLD, two dump advices, one mlockall probe, the signal mask twice),
+    # whatever the process looks like.
+    "lock-1000": (["lock", "1000"], 1000, [("all", 12), ("open", 0)]),
+    "lock-1000-crowded": (["lock", "1000", "crowded"], 1000, [("all", 12), ("open", 0)]),
+    # A freed 256 KiB block comes back from the cache: one mprotect each way.
+    "large-262144": (["large", "262144", "200"], 200, [("memory", 2), ("open", 0)]),
+    # Oversubscribed: no sched_yield at all (the locks sleep on a futex instead of spinning).
+    "threads-8": (["threads", "8", "20000"], 160000, [("sched_yield", 0), ("open", 0)]),
+    "threads-32": (["threads", "32", "5000"], 160000, [("sched_yield", 0), ("open", 0)]),
+}
+
+CALL = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(?:<\.\.\. )?([a-z_0-9]+)[( ]")
+
+
+def main():
+    strace, workload, case = sys.argv[1:4]
+    arguments, operations, checks = CASES[case]
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as log:
+        run = subprocess.run([strace, "-f", "-qq", "-o", log.name, workload] + arguments,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if run.returncode != 0:
+            print(f"FAIL: {' '.join(arguments)} exited {run.returncode}: {run.stderr.strip()}")
+            return 1
+        lines = log.read().splitlines()
+    inside = False
+    counts = collections.Counter()
+    opened = []
+    for line in lines:
+        if '"cost:begin"' in line:
+            inside = True
+            continue
+        if '"cost:end"' in line:
+            inside = False
+            continue
+        if not inside or "resumed>" in line and "<... " in line:
+            continue  # a call strace split in two is counted once, where it started
+        match = CALL.match(line)
+        if not match:
+            continue
+        name = match.group(1)
+        counts[name] += 1
+        counts["all"] += 1
+        if name in MEMORY:
+            counts["memory"] += 1
+        if name in ("open", "openat", "openat2"):
+            counts["open"] += 1
+            opened.append(line)
+        if name == "futex" and "FUTEX_WAIT" in line:
+            counts["futex_wait"] += 1
+    summary = ", ".join(f"{name} {counts[name]}" for name in
+                        ["all", "memory", "open", "futex_wait", "sched_yield"])
+    print(f"{case}: {operations} operations; {summary}")
+    failed = False
+    for what, bound in checks:
+        per_operation = counts[what] / operations
+        verdict = "ok" if per_operation <= bound else "FAIL"
+        failed |= verdict == "FAIL"
+        print(f"  {what}: {per_operation:.4f} per operation (bound {bound}) {verdict}")
+    for line in opened[:5]:
+        print(f"  opened: {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
