@@ -133,6 +133,26 @@ int for_each_run(const Pages& pages, std::size_t count, Wanted wanted, Visit vis
   }
   return 0;
 }
+// Pages collected in address order; each maximal run of consecutive ones gets one call.
+class PendingRun {
+ public:
+  explicit PendingRun(void (*call)(void*, std::size_t)) : call_(call) {}
+  void add(std::uintptr_t page) {
+    if (page != end_) flush();
+    if (start_ == end_) start_ = page;
+    end_ = page + os::kPageSize;
+  }
+  void flush() {
+    if (end_ > start_) call_(reinterpret_cast<void*>(start_), end_ - start_);
+    start_ = end_ = 0;
+  }
+
+ private:
+  void (*call_)(void*, std::size_t);
+  std::uintptr_t start_ = 0;
+  std::uintptr_t end_ = 0;
+};
+
 }  // namespace
 
 int CallerLocks::find_locked_foreign_pages(Plan& plan) {
@@ -299,26 +319,31 @@ int CallerLocks::fall_back_unlocked(Plan& plan) {
 }
 
 int CallerLocks::exclude_from_dumps(Plan& plan) {
-  for (; plan.dont_dumped < plan.range.count; ++plan.dont_dumped) {
-    if (!plan.pages[plan.dont_dumped].needs_dont_dump) continue;
-    void* page = plan.range.pointer(plan.dont_dumped);
-    // Special mappings (VM_PFNMAP and the like) refuse.
-    if (int err = os::advise_dont_dump(page, os::kPageSize)) {
-      set_last_error("cannot exclude %p from core dumps: madvise failed (%s)", page,
-                     std::strerror(err));
-      return err;
-    }
-  }
-  return 0;
+  auto needs_dont_dump = [](const Plan::Page& step) { return step.needs_dont_dump; };
+  return for_each_run(plan.pages, plan.range.count, needs_dont_dump,
+                      [&](std::size_t first, std::size_t end) {
+                        // A refusal may come after part of the run changed: roll_back() gives
+                        // the whole run back.
+                        plan.dont_dumped = end;
+                        void* start = plan.range.pointer(first);
+                        // Special mappings (VM_PFNMAP and the like) refuse.
+                        if (int err = os::advise_dont_dump(start, (end - first) * os::kPageSize)) {
+                          set_last_error("cannot exclude %p from core dumps: madvise failed (%s)",
+                                         start, std::strerror(err));
+                          return err;
+                        }
+                        return 0;
+                      });
 }
 
 void CallerLocks::roll_back(const Plan& plan) {
-  for (std::size_t i = 0; i < plan.dont_dumped; ++i) {
-    const Plan::Page& step = plan.pages[i];
-    if (step.needs_dont_dump && step.restore_dump) {
-      os::advise_do_dump(plan.range.pointer(i), os::kPageSize);
-    }
-  }
+  auto gives_dump_back = [](const Plan::Page& step) {
+    return step.needs_dont_dump && step.restore_dump;
+  };
+  for_each_run(plan.pages, plan.dont_dumped, gives_dump_back, [&](std::size_t first, std::size_t end) {
+    os::advise_do_dump(plan.range.pointer(first), (end - first) * os::kPageSize);
+    return 0;
+  });
   if (plan.locked) {
     munlock_runs(plan, plan.range.count);
     budget_.release_locked(plan.to_lock);
@@ -375,6 +400,10 @@ int CallerLocks::unlock_range(const PageRange& range, void* address, std::size_t
   // Asked once, and only if a page of ours is to be unlocked: under mlockall, a munlock would
   // undo the application's own lock.
   int mlockall = -1;
+  // Consecutive pages that need the same call get one call (an unmapped page cannot be
+  // unlocked any more; its budget is freed all the same).
+  PendingRun to_unlock{[](void* start, std::size_t bytes) { os::unlock(start, bytes); }};
+  PendingRun to_dump{[](void* start, std::size_t bytes) { os::advise_do_dump(start, bytes); }};
   for (std::size_t i = 0; i < range.count; ++i) {
     pages::CallerLock& lock = *table_.find(range.page(i));
     if (--lock.count != 0) continue;
@@ -382,13 +411,12 @@ int CallerLocks::unlock_range(const PageRange& range, void* address, std::size_t
     switch (lock.owner) {
       case pages::PageOwner::kForeign:
         if (lock.locked_by_us) {
-          // An unmapped page cannot be unlocked any more; the budget is freed all the same.
           if (mlockall < 0) mlockall = pages::detect_mlockall() ? 1 : 0;
-          if (mlockall == 0) os::unlock(page, os::kPageSize);
+          if (mlockall == 0) to_unlock.add(range.page(i));
           budget_.release_locked(os::kPageSize);
         }
         if (lock.unlocked_best_effort) budget_.release_unlocked(os::kPageSize);
-        if (lock.dont_dump_by_us) os::advise_do_dump(page, os::kPageSize);
+        if (lock.dont_dump_by_us) to_dump.add(range.page(i));
         break;
       case pages::PageOwner::kArena:
         if (small::Arena* arena = registry_.find(page)) release_arena_page(*arena, range.page(i));
@@ -398,6 +426,8 @@ int CallerLocks::unlock_range(const PageRange& range, void* address, std::size_t
     }
     table_.erase(range.page(i));
   }
+  to_unlock.flush();
+  to_dump.flush();
   locked_pages_.store(table_.page_count(), std::memory_order_relaxed);
   return 0;
 }

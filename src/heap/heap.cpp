@@ -224,10 +224,11 @@ bool Heap::drain_other_caches(const ThreadCache* own) {
     if (barrier) {
       // The owner finishes the call it is in (a short one: it waits for nothing this thread
       // holds), then stays out until the request is withdrawn.
-      while (cache->inside->load(std::memory_order_acquire) != 0) os::yield_cpu();
+      wait_until_zero(*cache->inside);
       gave_back |= flush_all(*cache);
     }
     cache->drain_requested.store(0, std::memory_order_release);
+    os::futex_wake_all(&cache->drain_requested);
   }
   return gave_back;
 }
@@ -235,7 +236,7 @@ bool Heap::drain_other_caches(const ThreadCache* own) {
 void Heap::wait_while_drained(ThreadCache& cache) {
   while (cache.drain_requested.load(std::memory_order_acquire) != 0) [[unlikely]] {
     leave_lockbox();
-    while (cache.drain_requested.load(std::memory_order_acquire) != 0) os::yield_cpu();
+    wait_until_zero(cache.drain_requested);
     enter_lockbox();
   }
 }

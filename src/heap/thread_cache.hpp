@@ -41,7 +41,8 @@ struct alignas(kCacheLine) ThreadCache {
       limits[c] = slot <= 256    ? ClassLimits{16, 16}
                   : slot <= 1024 ? ClassLimits{8, 8}
                   : slot <= 4096 ? ClassLimits{4, 4}
-                                 : ClassLimits{4, 2};
+                  : slot <= 8192 ? ClassLimits{4, 2}
+                                 : ClassLimits{2, 1};
       if (bench_switches::kNoQuarantine) limits[c].quarantine = 0;
       if (bench_switches::kEligible != 0 && slot <= 4096) {
         limits[c].eligible = static_cast<std::uint8_t>(bench_switches::kEligible);

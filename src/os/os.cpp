@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 
 namespace lockbox::os {
@@ -324,6 +325,19 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+            nullptr, nullptr, 0);
+}
+
+void futex_wait_for(std::atomic<std::uint32_t>* word, std::uint32_t expected, long nanoseconds) {
+  struct timespec timeout {
+    nanoseconds / 1000000000, nanoseconds % 1000000000
+  };
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+            &timeout, nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<std::uint32_t>* word) {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX,
             nullptr, nullptr, 0);
 }
 

@@ -127,6 +127,9 @@ inline void pause_cpu() {
 // futex(2), process-private: sleep while *word == expected (returns at once otherwise, on a
 // signal, or when woken); wake one sleeper.
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected);
+// The same, but back after `nanoseconds` at the latest (for a waiter nobody will wake).
+void futex_wait_for(std::atomic<std::uint32_t>* word, std::uint32_t expected, long nanoseconds);
 void futex_wake_one(std::atomic<std::uint32_t>* word);
+void futex_wake_all(std::atomic<std::uint32_t>* word);
 
 }  // namespace lockbox::os

@@ -104,6 +104,19 @@ class MaskedFutexLock {
   os::SignalMask saved_;  // the holder's mask before lock(); written by the holder only
 };
 
+// Waits until `word` reads 0: a few pause-instruction spins, then sleeps of 50 us on a futex,
+// woken early by futex_wake_all on the word, or not at all (the thread being waited for may not
+// know anyone waits): either way the waiter gives its core to the threads it waits for.
+inline void wait_until_zero(std::atomic<std::uint32_t>& word) {
+  for (int spin = 0; spin < 64; ++spin) {
+    if (word.load(std::memory_order_acquire) == 0) return;
+    os::pause_cpu();
+  }
+  for (std::uint32_t seen; (seen = word.load(std::memory_order_acquire)) != 0;) {
+    os::futex_wait_for(&word, seen, 50000);
+  }
+}
+
 template <typename Lock>
 class LockGuard {
  public:

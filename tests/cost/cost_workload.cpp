@@ -2,7 +2,8 @@
 // Workloads whose system calls tests/cost/syscall_count_test.py counts under strace, between
 // two markers (a write to fd -1, which fails and which strace logs), never timed:
 //   cost_workload bulk N [crowded]   allocate N 32-byte keys, then free them, three rounds
-//   cost_workload lock N [crowded]   N lockbox_lock + lockbox_unlock pairs on a stack buffer
+//   cost_workload lock N [crowded|straddling]  N lockbox_lock + lockbox_unlock pairs on a
+//                                    256-byte stack buffer (straddling: across a page boundary)
 //   cost_workload large BYTES N      N allocations of BYTES, each written and freed
 //   cost_workload threads T N        T threads, N operations each, 16 B to 64 KiB, half of the
 //                                    frees of blocks another thread allocated
@@ -62,12 +63,15 @@ void bulk(std::size_t keys) {
   marker("cost:end");
 }
 
-void lock_stack_buffer(std::size_t pairs) {
-  unsigned char buffer[256];
-  std::memset(buffer, 0, sizeof buffer);
+void lock_stack_buffer(std::size_t pairs, bool straddling) {
+  alignas(4096) unsigned char stack[2 * 4096];
+  std::memset(stack, 0, sizeof stack);
+  // Where the stack happens to put a 256-byte buffer, it may straddle two pages or not: a
+  // straddling one must cost the same calls (one per run of pages, not one per page).
+  unsigned char* buffer = stack + (straddling ? 4096 - 128 : 0);
   auto pair = [&] {
-    if (lockbox_lock(buffer, sizeof buffer) != 0) fail("lockbox_lock refused");
-    if (lockbox_unlock(buffer, sizeof buffer) != 0) fail("lockbox_unlock refused");
+    if (lockbox_lock(buffer, 256) != 0) fail("lockbox_lock refused");
+    if (lockbox_unlock(buffer, 256) != 0) fail("lockbox_unlock refused");
   };
   pair();
   marker("cost:begin");
@@ -147,11 +151,12 @@ int main(int argc, char** argv) {
   }
   std::size_t n = std::strtoull(argv[2], nullptr, 10);
   bool crowded = argc > 3 && std::string(argv[3]) == "crowded";
+  bool straddling = argc > 3 && std::string(argv[3]) == "straddling";
   if (crowded) crowd_the_process();
   if (mode == "bulk") {
     bulk(n);
   } else if (mode == "lock") {
-    lock_stack_buffer(n);
+    lock_stack_buffer(n, straddling);
   } else if (mode == "large" && argc > 3) {
     large(n, std::strtoull(argv[3], nullptr, 10));
   } else if (mode == "threads" && argc > 3) {

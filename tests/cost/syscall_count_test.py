@@ -27,6 +27,7 @@ CASES = {
     # whatever the process looks like.
     "lock-1000": (["lock", "1000"], 1000, [("all", 12), ("open", 0)]),
     "lock-1000-crowded": (["lock", "1000", "crowded"], 1000, [("all", 12), ("open", 0)]),
+    "lock-1000-straddling": (["lock", "1000", "straddling"], 1000, [("all", 12), ("open", 0)]),
     # A freed 256 KiB block comes back from the cache: one mprotect each way.
     "large-262144": (["large", "262144", "200"], 200, [("memory", 2), ("open", 0)]),
     # Oversubscribed: no sched_yield at all (the locks sleep on a futex instead of spinning).
