@@ -252,6 +252,7 @@ case "$command" in
     mkdir -p bench/results
     build-bench/bench/lockbox_bench --out bench/results "$@"
     gnuplot -c bench/chart.gp bench/results/results.csv bench/results/chart.png
+    gnuplot -c bench/bulk_chart.gp bench/results/bulk.csv bench/results/bulk_chart.png
     # Steady state makes no mmap/mprotect/mlock/munlock/madvise: ten times the operations, the
     # same system calls (all of them from start-up and warm-up).
     for operations in 100000 1000000; do
@@ -260,7 +261,7 @@ case "$command" in
       echo "$operations operations: $(grep total bench/results/.strace | awk '{print $4}') memory system calls"
     done | tee bench/results/syscalls.txt
     rm -f bench/results/.strace
-    echo "bench: results in bench/results/ (results.md, results.csv, chart.png, syscalls.txt)"
+    echo "bench: results in bench/results/ (results.md, results.csv, chart.png, bulk.csv, bulk_chart.png, syscalls.txt)"
     ;;
   variants)
     ensure_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"

@@ -13,11 +13,14 @@
 //   --out DIR    write results.md and results.csv into DIR (default: print only)
 //   --steady N   lockbox only, in this process: warm up, then N operations of each workload;
 //                run it under strace -c with two values of N to see what steady state costs
-//   --time PEER WORKLOAD   one workload (pair, live, mixed, mixed2) of the first peer whose name
+//   --time PEER WORKLOAD   one workload (pair, live, mixed, mixed2, bulk20000, large16k,
+//                large256k, threads8, threads32) of the first peer whose name
 //                starts with PEER, in this process: prints its ns per operation alone (for
 //                bench/variants/run.sh, which times builds of lockbox against each other)
 #include <lockbox/lockbox.h>
 #include <sodium.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,6 +229,210 @@ double mixed_two_threads(const bench::Peer& peer) {
   return ns < 0 ? ns : ns / 2;  // n operations on each thread
 }
 
+// ---------------------------------------------------------------------------------------------
+// Constant cost: what an operation costs as the process grows (more keys, other locked memory,
+// many mappings, large blocks, more threads than cores).
+// ---------------------------------------------------------------------------------------------
+
+constexpr std::size_t kBulkKeys[] = {1000, 20000, 150000};
+constexpr double kTooSlow = -2;  // a round took longer than kRoundDeadline: not repeated
+constexpr auto kRoundDeadline = std::chrono::seconds(3);
+
+// Allocates `keys` 32-byte keys (each written), then frees them all: ns per operation (the
+// allocations and the frees), the median of the repetitions, after one round of warm-up.
+double bulk(const bench::Peer& peer, std::size_t keys) {
+  std::vector<void*> live(keys, nullptr);
+  auto round = [&](bool deadline) {
+    auto start = Clock::now();
+    std::size_t made = 0;
+    bool ok = true;
+    for (; made < keys; ++made) {
+      if ((live[made] = peer.allocate(32)) == nullptr) {
+        ok = false;
+        break;
+      }
+      std::memset(live[made], static_cast<int>(made), 32);
+      if (deadline && (made & 255) == 0 && Clock::now() - start > kRoundDeadline) {
+        ++made;
+        ok = false;
+        break;
+      }
+    }
+    for (std::size_t i = 0; i < made; ++i) peer.release(live[i], 32);
+    return ok;
+  };
+  auto start = Clock::now();
+  if (!round(true)) return Clock::now() - start > kRoundDeadline ? kTooSlow : -1;
+  if (Clock::now() - start > kRoundDeadline) return kTooSlow;
+  std::vector<double> samples;
+  for (int r = 0; r < g_repetitions; ++r) {
+    auto begin = Clock::now();
+    if (!round(false)) return -1;
+    samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - begin).count() /
+                      static_cast<double>(2 * keys));
+  }
+  return median(samples);
+}
+
+// The application's own locked memory and many mappings beside the allocator, as in a larger
+// process: 64 KiB mlocked, 10,000 mappings (half of each 8 KiB read-only, so none merge).
+bool crowd_the_process() {
+  static unsigned char own[64 * 1024];
+  std::memset(own, 1, sizeof own);
+  if (mlock(own, sizeof own) != 0) return false;
+  for (int i = 0; i < 10000; ++i) {
+    void* p = mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || mprotect(p, 4096, PROT_READ) != 0) return false;
+  }
+  return true;
+}
+
+// alloc + write every byte + free of one block of `bytes`.
+double large_block(const bench::Peer& peer, std::size_t bytes) {
+  return measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      void* block = peer.allocate(bytes);
+      if (block == nullptr) return false;
+      std::memset(block, static_cast<int>(i), bytes);
+      clobber(block);
+      peer.release(block, bytes);
+    }
+    return true;
+  });
+}
+
+// `count` threads on this machine's cores, each allocating sizes log-uniform in 16 B .. 64 KiB
+// (every byte written); half the blocks go through a shared array and are freed by whichever
+// thread finds them there, the other half wait in a thread's own 8 before it frees them. ns per
+// operation: wall time over all threads' operations.
+double oversubscribed(const bench::Peer& peer, int count) {
+  constexpr std::size_t kShared = 128, kOwn = 8;
+  struct Block {
+    void* pointer;
+    std::size_t size;
+  };
+  // A block handed through the array carries its size in its first bytes.
+  std::vector<std::atomic<void*>> shared(kShared);
+  struct Worker {
+    std::vector<std::uint32_t> sizes;
+    std::vector<Block> own;
+    std::mt19937 random;
+  };
+  std::vector<Worker> workers(static_cast<std::size_t>(count));
+  for (int t = 0; t < count; ++t) {
+    Worker& w = workers[static_cast<std::size_t>(t)];
+    w.random.seed(static_cast<unsigned>(101 + t));
+    std::uniform_real_distribution<double> exponent(std::log(16.0), std::log(65536.0));
+    w.sizes.resize(1 << 14);
+    for (auto& size : w.sizes) size = static_cast<std::uint32_t>(std::exp(exponent(w.random)));
+  }
+  std::atomic<std::size_t> round{0}, done{0}, operations{0};
+  std::atomic<bool> ok{true}, stop{false};
+  auto release_shared = [&](void* pointer) {
+    std::size_t size;
+    std::memcpy(&size, pointer, sizeof size);
+    peer.release(pointer, size);
+  };
+  auto work = [&](Worker& w, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t size = w.sizes[i & (w.sizes.size() - 1)];
+      void* pointer = peer.allocate(size);
+      if (pointer == nullptr) {
+        ok = false;
+        return;
+      }
+      std::memset(pointer, static_cast<int>(i), size);
+      if (w.random() & 1) {
+        std::memcpy(pointer, &size, sizeof size);
+        if (void* other = shared[w.random() % kShared].exchange(pointer)) release_shared(other);
+      } else {
+        if (w.own.size() == kOwn) {
+          std::size_t victim = w.random() % kOwn;
+          peer.release(w.own[victim].pointer, w.own[victim].size);
+          w.own[victim] = {pointer, size};
+        } else {
+          w.own.push_back({pointer, size});
+        }
+      }
+    }
+  };
+  auto worker = [&](int t) {
+    Worker& w = workers[static_cast<std::size_t>(t)];
+    for (std::size_t seen = 0;;) {
+      round.wait(seen);
+      if (stop.load()) break;
+      seen = round.load();
+      work(w, operations.load());
+      done.fetch_add(1);
+      done.notify_one();
+    }
+    for (Block& block : w.own) peer.release(block.pointer, block.size);
+  };
+  std::vector<std::thread> threads;
+  auto finish = [&] {
+    stop = true;
+    round.fetch_add(1);
+    round.notify_all();
+    for (auto& thread : threads) thread.join();
+    for (auto& slot : shared) {
+      if (void* pointer = slot.exchange(nullptr)) release_shared(pointer);
+    }
+  };
+  try {
+    for (int t = 0; t < count; ++t) threads.emplace_back(worker, t);
+  } catch (const std::system_error&) {
+    finish();
+    return -1;
+  }
+  double ns = measure([&](std::size_t n) {
+    done = 0;
+    operations = n;
+    round.fetch_add(1);
+    round.notify_all();
+    for (std::size_t finished = done.load(); finished < static_cast<std::size_t>(count);
+         finished = done.load()) {
+      done.wait(finished);
+    }
+    return ok.load();
+  });
+  finish();
+  return ns < 0 ? ns : ns / count;
+}
+
+// lock + unlock of a 256-byte stack buffer, by lockbox, by libsodium, and by the bare system
+// calls (the floor: what mlock and munlock cost the kernel).
+struct LockRow {
+  const char* name;
+  int (*lock)(void*, std::size_t);
+  int (*unlock)(void*, std::size_t);
+};
+
+const std::vector<LockRow>& lock_rows() {
+  static const std::vector<LockRow> rows = {
+      {"lockbox_lock + lockbox_unlock", [](void* p, std::size_t n) { return lockbox_lock(p, n); },
+       [](void* p, std::size_t n) { return lockbox_unlock(p, n); }},
+      {"libsodium sodium_mlock + sodium_munlock", [](void* p, std::size_t n) { return sodium_mlock(p, n); },
+       [](void* p, std::size_t n) { return sodium_munlock(p, n); }},
+      {"bare mlock + munlock system calls",
+       [](void* p, std::size_t n) { return static_cast<int>(syscall(SYS_mlock, p, n)); },
+       [](void* p, std::size_t n) { return static_cast<int>(syscall(SYS_munlock, p, n)); }},
+  };
+  return rows;
+}
+
+double lock_stack_buffer(const LockRow& row) {
+  unsigned char buffer[256];
+  std::memset(buffer, 0x5a, sizeof buffer);
+  return measure([&](std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (row.lock(buffer, sizeof buffer) != 0) return false;
+      clobber(buffer);
+      if (row.unlock(buffer, sizeof buffer) != 0) return false;
+    }
+    return true;
+  });
+}
+
 // How many live 32-byte keys end up in locked memory, as an ordinary user with 8 MiB.
 std::string density(const bench::Peer& peer) {
   std::string why = lockbox_test::become_unprivileged(kDensityLimit);
@@ -276,6 +483,17 @@ void measure(const std::string& what, const bench::Peer& peer, int fd) {
   }
   if (what == "density") {
     report("density", density(peer));
+  } else if (what == "cost") {
+    report("started", peer.start(kHeapBytes) ? "1" : "0");
+    for (std::size_t keys : kBulkKeys) report("bulk" + std::to_string(keys), std::to_string(bulk(peer, keys)));
+    report("large16k", std::to_string(large_block(peer, 16 << 10)));
+    report("large256k", std::to_string(large_block(peer, 256 << 10)));
+    report("large1m", std::to_string(large_block(peer, 1 << 20)));
+    report("threads8", std::to_string(oversubscribed(peer, 8)));
+    report("threads32", std::to_string(oversubscribed(peer, 32)));
+  } else if (what == "crowded") {
+    report("started", peer.start(kHeapBytes) ? "1" : "0");
+    report("bulk20000crowded", std::to_string(crowd_the_process() ? bulk(peer, 20000) : -1));
   } else {
     report("started", peer.start(kHeapBytes) ? "1" : "0");
     report("pair", std::to_string(pair_32(peer)));
@@ -340,6 +558,7 @@ std::string machine_description() {
 }
 
 std::string format_ns(double ns) {
+  if (ns == kTooSlow) return "too slow (a round > 3 s)";
   if (ns < 0) return "failed";
   char text[32];
   std::snprintf(text, sizeof text, ns < 100 ? "%.1f" : "%.0f", ns);
@@ -515,13 +734,67 @@ std::string sealed_table() {
   return md.str();
 }
 
+// Every lock row, empty and crowded, each in a child of its own, g_rounds times in turn.
+std::string lock_table() {
+  std::size_t count = lock_rows().size();
+  std::vector<std::vector<double>> empty(count), crowded(count);
+  for (int round = 0; round < g_rounds; ++round) {
+    std::fprintf(stderr, "bench: round %d of %d: lock and unlock\n", round + 1, g_rounds);
+    for (std::size_t r = 0; r < count; ++r) {
+      for (bool crowd : {false, true}) {
+        int pipe_fds[2];
+        if (pipe(pipe_fds) != 0) return "";
+        pid_t pid = fork();
+        if (pid == 0) {
+          close(pipe_fds[0]);
+          double ns = (!crowd || crowd_the_process()) && sodium_init() >= 0
+                          ? lock_stack_buffer(lock_rows()[r])
+                          : -1;
+          if (write(pipe_fds[1], &ns, sizeof ns) != sizeof ns) _exit(1);
+          _exit(0);
+        }
+        close(pipe_fds[1]);
+        double ns = -1;
+        if (read(pipe_fds[0], &ns, sizeof ns) != sizeof ns) ns = -1;
+        close(pipe_fds[0]);
+        waitpid(pid, nullptr, 0);
+        (crowd ? crowded : empty)[r].push_back(ns);
+      }
+    }
+  }
+  std::ostringstream md;
+  md << "\n### Lock and unlock of a 256-byte stack buffer\n\n"
+     << "ns per lock + unlock, the median of " << g_rounds << " round(s); ratios in the first "
+     << "column are to the bare system calls in the same run, in the second to the same row's "
+     << "empty process.\n\n"
+     << "| lock + unlock | empty process | beside 64 KiB locked and 10,000 mappings |\n"
+     << "|---|---|---|\n";
+  double bare = median_of_rounds(empty[count - 1]);
+  for (std::size_t r = 0; r < count; ++r) {
+    double a = median_of_rounds(empty[r]), b = median_of_rounds(crowded[r]);
+    md << "| " << lock_rows()[r].name << " | " << format_ns(a) << " (" << format_ratio(a, bare)
+       << ") | " << format_ns(b) << " (" << format_ratio(b, a) << ") |\n";
+  }
+  return md.str();
+}
+
 // One workload of one peer, in this process: its ns per operation on stdout.
 int time_one(const std::string& name, const std::string& workload) {
   const std::map<std::string, double (*)(const bench::Peer&)> workloads = {
-      {"pair", pair_32}, {"live", live_20k}, {"mixed", mixed}, {"mixed2", mixed_two_threads}};
+      {"pair", pair_32},
+      {"live", live_20k},
+      {"mixed", mixed},
+      {"mixed2", mixed_two_threads},
+      {"bulk20000", [](const bench::Peer& peer) { return bulk(peer, 20000); }},
+      {"large16k", [](const bench::Peer& peer) { return large_block(peer, 16 << 10); }},
+      {"large256k", [](const bench::Peer& peer) { return large_block(peer, 256 << 10); }},
+      {"threads8", [](const bench::Peer& peer) { return oversubscribed(peer, 8); }},
+      {"threads32", [](const bench::Peer& peer) { return oversubscribed(peer, 32); }}};
   auto run = workloads.find(workload);
   if (run == workloads.end()) {
-    std::fprintf(stderr, "lockbox_bench: no workload %s (pair, live, mixed, mixed2)\n",
+    std::fprintf(stderr,
+                 "lockbox_bench: no workload %s (pair, live, mixed, mixed2, bulk20000, "
+                 "large16k, large256k, threads8, threads32)\n",
                  workload.c_str());
     return 2;
   }
@@ -571,14 +844,14 @@ int main(int argc, char** argv) {
   }
   struct Row {
     std::string name;
-    std::map<std::string, std::string> timing, density;
+    std::map<std::string, std::string> timing, density, cost;
   };
   std::vector<Row> rows;
   std::vector<const bench::Peer*> peers;
   for (const bench::Peer& peer : bench::available_peers()) {
     if (!only.empty() && std::string(peer.name).rfind(only, 0) != 0) continue;
     peers.push_back(&peer);
-    rows.push_back({peer.name, {}, {}});
+    rows.push_back({peer.name, {}, {}, {}});
   }
   auto number = [](const std::map<std::string, std::string>& m, const char* key) {
     auto found = m.find(key);
@@ -586,10 +859,26 @@ int main(int argc, char** argv) {
   };
   // Rounds: every peer once per round, so that a slow stretch of the machine hits them all.
   std::vector<std::vector<std::map<std::string, std::string>>> rounds(peers.size());
+  std::vector<std::vector<std::map<std::string, std::string>>> cost_rounds(peers.size());
   for (int round = 0; round < g_rounds; ++round) {
     for (std::size_t p = 0; p < peers.size(); ++p) {
       std::fprintf(stderr, "bench: round %d of %d: %s\n", round + 1, g_rounds, peers[p]->name);
       rounds[p].push_back(run_in_child("timing", *peers[p]));
+      auto cost = run_in_child("cost", *peers[p]);
+      auto crowded = run_in_child("crowded", *peers[p]);
+      cost.insert(crowded.begin(), crowded.end());
+      cost_rounds[p].push_back(cost);
+    }
+  }
+  const char* cost_keys[] = {"bulk1000",  "bulk20000", "bulk150000", "bulk20000crowded",
+                             "large16k",  "large256k", "large1m",    "threads8",
+                             "threads32"};
+  for (std::size_t p = 0; p < peers.size(); ++p) {
+    for (const char* key : cost_keys) {
+      std::vector<double> values;
+      for (const auto& cost : cost_rounds[p]) values.push_back(number(cost, key));
+      bool too_slow = std::find(values.begin(), values.end(), kTooSlow) != values.end();
+      rows[p].cost[key] = std::to_string(too_slow ? kTooSlow : median_of_rounds(values));
     }
   }
   for (std::size_t p = 0; p < peers.size(); ++p) {
@@ -666,7 +955,62 @@ int main(int argc, char** argv) {
     csv << '"' << row.name << "\"," << pair << ',' << live << ',' << mix << ',' << mix2 << ','
         << locked_count << ',' << map_count << "\n";
   }
+  auto cost_ratio = [&](const Row& row, const char* key, const char* base_row) {
+    double ns = number(row.cost, key), base = -1;
+    for (const Row& other : rows) {
+      if (other.name.rfind(base_row, 0) == 0) base = number(other.cost, key);
+    }
+    return format_ns(ns) + " (" + format_ratio(ns, base) + ")";
+  };
+  auto cost_table = [&] {
+    std::ostringstream table;
+    table << "\n### Constant cost: bigger processes, large blocks, more threads than cores\n\n"
+          << "ns per operation, the median of " << g_rounds << " round(s), as root. Bulk: "
+          << "allocate that many 32-byte keys, then free them (per allocation or free; ratios "
+          << "to the same row's 20,000). Crowded: the same 20,000 beside 64 KiB the application "
+          << "mlocked and 10,000 mappings (ratio to the same row's empty process). Large: alloc "
+          << "+ write + free (ratios to mimalloc + sodium_memzero). Threads: 8 or 32 threads on "
+          << std::thread::hardware_concurrency() << " cores, 16 B to 64 KiB, half the frees "
+          << "cross-thread (ratios to glibc malloc + explicit_bzero).\n\n"
+          << "| allocator | bulk 1,000 | bulk 20,000 | bulk 150,000 | 20,000 crowded | "
+             "16 KiB | 256 KiB | 1 MiB | 8 threads | 32 threads |\n"
+          << "|---|---|---|---|---|---|---|---|---|---|\n";
+    for (const Row& row : rows) {
+      double bulk_base = number(row.cost, "bulk20000");
+      auto own = [&](const char* key) {
+        double ns = number(row.cost, key);
+        return format_ns(ns) + " (" + format_ratio(ns, bulk_base) + ")";
+      };
+      table << "| " << row.name << " | " << own("bulk1000") << " | "
+            << format_ns(bulk_base) << " | " << own("bulk150000") << " | "
+            << own("bulk20000crowded") << " | " << cost_ratio(row, "large16k", "mimalloc")
+            << " | " << cost_ratio(row, "large256k", "mimalloc") << " | "
+            << cost_ratio(row, "large1m", "mimalloc") << " | "
+            << cost_ratio(row, "threads8", "glibc") << " | "
+            << cost_ratio(row, "threads32", "glibc") << " |\n";
+    }
+    return table.str();
+  };
+  // keys, then one column per allocator: ns per operation (for bench/chart.gp's second chart).
+  auto bulk_csv = [&] {
+    std::ostringstream data;
+    data << "keys";
+    for (const Row& row : rows) data << ",\"" << row.name << '"';
+    data << "\n";
+    for (std::size_t keys : kBulkKeys) {
+      data << keys;
+      for (const Row& row : rows) {
+        double ns = number(row.cost, ("bulk" + std::to_string(keys)).c_str());
+        data << ',';
+        if (ns > 0) data << ns;
+      }
+      data << "\n";
+    }
+    return data.str();
+  };
+  md << cost_table();
   if (only.empty() || only == "sealed") md << sealed_table();
+  if (only.empty() || only == "lock") md << lock_table();
   if (!bench::missing_peers().empty()) {
     md << "\nNot measured (not installed at configure time):";
     for (const auto& name : bench::missing_peers()) md << " " << name << ";";
@@ -676,6 +1020,7 @@ int main(int argc, char** argv) {
   if (!out_dir.empty()) {
     std::ofstream(out_dir + "/results.md") << md.str();
     std::ofstream(out_dir + "/results.csv") << csv.str();
+    std::ofstream(out_dir + "/bulk.csv") << bulk_csv();
   }
   return 0;
 }

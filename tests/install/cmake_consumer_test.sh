@@ -12,12 +12,15 @@ if ! command -v cmake >/dev/null; then
   exit 77
 fi
 stage_install "$build"
+# The version this build installs (MAJOR.MINOR): before 1.0 a consumer asks for exactly that.
+version=$(awk '/define LOCKBOX_VERSION_MAJOR/ {major=$3} /define LOCKBOX_VERSION_MINOR/ {minor=$3}
+               END {print major "." minor}' "$build/include/lockbox/version.h")
 project=$stage/consumer
 mkdir -p "$project"
-cat > "$project/CMakeLists.txt" <<'CMAKE'
+cat > "$project/CMakeLists.txt" <<CMAKE
 cmake_minimum_required(VERSION 3.16)
 project(lockbox_consumer C)
-find_package(lockbox 0.2 REQUIRED CONFIG)
+find_package(lockbox $version REQUIRED CONFIG)
 add_executable(consumer consumer.c)
 target_link_libraries(consumer PRIVATE lockbox::lockbox)
 CMAKE
@@ -52,7 +55,7 @@ if [ -e "$libdir/liblockbox.a" ]; then
 fi
 # The version file: a package older than the one asked for is not taken.
 mkdir -p "$stage/too-new"
-sed 's/find_package(lockbox 0.2 /find_package(lockbox 99.0 /' "$project/CMakeLists.txt" \
+sed "s/find_package(lockbox $version /find_package(lockbox 99.0 /" "$project/CMakeLists.txt" \
   > "$stage/too-new/CMakeLists.txt"
 cp "$project/consumer.c" "$stage/too-new/"
 check "find_package(lockbox 99.0) is refused" \
