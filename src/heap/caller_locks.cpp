@@ -62,8 +62,8 @@ int CallerLocks::refuse_impossible(const PageRange& range) const {
     return ENOMEM;
   }
   if (range.count > physical_pages_) {
-    set_last_error("cannot lock %zu pages at %p: this machine has %zu pages of memory",
-                   range.count, range.pointer(0), physical_pages_);
+    set_last_error("cannot lock %zu pages at %p: this machine has %zu pages of memory", range.count,
+                   range.pointer(0), physical_pages_);
     return ENOMEM;
   }
   return 0;
@@ -162,28 +162,30 @@ int CallerLocks::find_locked_foreign_pages(Plan& plan) {
   };
   // One MADV_COLD per run of new foreign pages; only a run the kernel refuses (some page of it
   // is locked) is asked again, page by page.
-  return for_each_run(plan.pages, range.count, new_foreign, [&](std::size_t first, std::size_t end) {
-    int err = os::advise_cold(range.pointer(first), (end - first) * os::kPageSize);
-    if (err == ENOMEM) {
-      set_last_error("cannot lock %zu pages at %p: no memory is mapped in part of the range",
-                     end - first, range.pointer(first));
-      return ENOMEM;
-    }
-    if (err != 0 && err != EINVAL) {
-      set_last_error("cannot lock %p: madvise failed (%s)", range.pointer(first),
-                     std::strerror(err));
-      return err;
-    }
-    for (std::size_t i = first; i < end; ++i) {
-      Plan::Page& step = plan.pages[i];
-      bool already_locked =
-          err == EINVAL && (end - first == 1 || os::advise_cold(range.pointer(i), os::kPageSize) != 0);
-      step.needs_mlock = !already_locked && !pages::mlockall_active();
-      step.needs_dont_dump = true;
-      step.restore_dump = !already_locked;
-    }
-    return 0;
-  });
+  return for_each_run(
+      plan.pages, range.count, new_foreign, [&](std::size_t first, std::size_t end) {
+        int err = os::advise_cold(range.pointer(first), (end - first) * os::kPageSize);
+        if (err == ENOMEM) {
+          set_last_error("cannot lock %zu pages at %p: no memory is mapped in part of the range",
+                         end - first, range.pointer(first));
+          return ENOMEM;
+        }
+        if (err != 0 && err != EINVAL) {
+          set_last_error("cannot lock %p: madvise failed (%s)", range.pointer(first),
+                         std::strerror(err));
+          return err;
+        }
+        for (std::size_t i = first; i < end; ++i) {
+          Plan::Page& step = plan.pages[i];
+          bool already_locked =
+              err == EINVAL &&
+              (end - first == 1 || os::advise_cold(range.pointer(i), os::kPageSize) != 0);
+          step.needs_mlock = !already_locked && !pages::mlockall_active();
+          step.needs_dont_dump = true;
+          step.restore_dump = !already_locked;
+        }
+        return 0;
+      });
 }
 
 int CallerLocks::read_smaps(Plan& plan) {
@@ -291,12 +293,11 @@ int CallerLocks::lock_foreign_pages(Plan& plan) {
 int CallerLocks::mlock_foreign_pages(const Plan& plan) {
   auto needs_mlock = [](const Plan::Page& step) { return step.needs_mlock; };
   std::size_t done = 0;  // pages[0, done) hold every run tried
-  int err = for_each_run(plan.pages, plan.range.count, needs_mlock,
-                         [&](std::size_t first, std::size_t end) {
-                           done = end;
-                           return os::lock(plan.range.pointer(first),
-                                           (end - first) * os::kPageSize);
-                         });
+  int err = for_each_run(
+      plan.pages, plan.range.count, needs_mlock, [&](std::size_t first, std::size_t end) {
+        done = end;
+        return os::lock(plan.range.pointer(first), (end - first) * os::kPageSize);
+      });
   if (err != 0) munlock_runs(plan, done);
   return err;
 }
@@ -340,10 +341,11 @@ void CallerLocks::roll_back(const Plan& plan) {
   auto gives_dump_back = [](const Plan::Page& step) {
     return step.needs_dont_dump && step.restore_dump;
   };
-  for_each_run(plan.pages, plan.dont_dumped, gives_dump_back, [&](std::size_t first, std::size_t end) {
-    os::advise_do_dump(plan.range.pointer(first), (end - first) * os::kPageSize);
-    return 0;
-  });
+  for_each_run(plan.pages, plan.dont_dumped, gives_dump_back,
+               [&](std::size_t first, std::size_t end) {
+                 os::advise_do_dump(plan.range.pointer(first), (end - first) * os::kPageSize);
+                 return 0;
+               });
   if (plan.locked) {
     munlock_runs(plan, plan.range.count);
     budget_.release_locked(plan.to_lock);
@@ -456,8 +458,8 @@ int CallerLocks::hold_arena_page(small::Arena& arena, std::uintptr_t page) {
   FutexLockGuard guard(shard.lock());
   // Wiped memory of the parent process.
   if (arena.generation != generation_.load(std::memory_order_relaxed)) return EACCES;
-  return shard.hold_committed_page(arena, arena.page_index(reinterpret_cast<void*>(page)),
-                                   budget_, reclaimer_);
+  return shard.hold_committed_page(arena, arena.page_index(reinterpret_cast<void*>(page)), budget_,
+                                   reclaimer_);
 }
 
 void CallerLocks::release_arena_page(small::Arena& arena, std::uintptr_t page) {

@@ -212,8 +212,8 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
     // sanitizer's shadow) must go too: the kernel may map the child's next block there.
     sanitizers::released(pointer);
     sanitizers::returned_to_kernel(block.mapping, mapping_bytes(block));
-    evicted[evicted_count++] = QuarantinedBlock{
-        .pointer = key, .mapping = block.mapping, .bytes = mapping_bytes(block)};
+    evicted[evicted_count++] =
+        QuarantinedBlock{.pointer = key, .mapping = block.mapping, .bytes = mapping_bytes(block)};
   } else {
     check_and_wipe(pointer, block, operation);
     // Zeroed, the pages may stay, locked, behind PROT_NONE (a stale access faults all the
@@ -258,8 +258,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
   return FreeResult::kFreed;
 }
 
-std::size_t LargeHeap::enter_quarantine(const QuarantinedBlock& block,
-                                        QuarantinedBlock* evicted) {
+std::size_t LargeHeap::enter_quarantine(const QuarantinedBlock& block, QuarantinedBlock* evicted) {
   std::size_t count = 0;
   auto evict_oldest = [&] {
     const QuarantinedBlock& oldest = quarantine_[quarantine_oldest_];

@@ -52,7 +52,7 @@ class FutexLock {
       os::pause_cpu();
       state = state_.load(std::memory_order_relaxed);
       if (state == kFree && state_.compare_exchange_weak(state, kHeld, std::memory_order_acquire,
-                                                          std::memory_order_relaxed)) {
+                                                         std::memory_order_relaxed)) {
         return;
       }
     }
@@ -70,9 +70,9 @@ class FutexLock {
 // lockbox_malloc take even when a signal handler calls them on a thread that was inside lockbox
 // (the large heap's and the caller-lock table's), and for the list of thread caches, which a
 // handler's call may take when its thread was outside: a handler never interrupts a holder, so
-// it can never wait for a lock its own thread holds. Blocking costs two system calls per hold, which
-// only paths that make system calls anyway can afford: the shards' locks are plain FutexLocks,
-// and a handler never takes them on a thread that is inside lockbox (heap/inside.hpp).
+// it can never wait for a lock its own thread holds. Blocking costs two system calls per hold,
+// which only paths that make system calls anyway can afford: the shards' locks are plain
+// FutexLocks, and a handler never takes them on a thread that is inside lockbox (heap/inside.hpp).
 class MaskedFutexLock {
  public:
   void lock() {

@@ -140,7 +140,8 @@ void threads(int count, std::size_t operations) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: cost_workload bulk|lock N [crowded] | large BYTES N | threads T N\n");
+    std::fprintf(stderr,
+                 "usage: cost_workload bulk|lock N [crowded] | large BYTES N | threads T N\n");
     return 2;
   }
   std::string mode = argv[1];

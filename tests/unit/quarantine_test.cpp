@@ -105,7 +105,8 @@ TEST_CASE("a freed large block's range stays reserved, within the documented bou
     handed_out.push_back(reinterpret_cast<std::uintptr_t>(next));
     lockbox_free(next);
   }
-  for (std::uintptr_t address : handed_out) CHECK(address != reinterpret_cast<std::uintptr_t>(stale));
+  for (std::uintptr_t address : handed_out)
+    CHECK(address != reinterpret_cast<std::uintptr_t>(stale));
   // Many cycles later the cache serves them: the locked memory it holds stops growing, at
   // about the nine blocks one cycle needs, and the quarantine keeps its bound (64 blocks,
   // 256 MiB besides the newest).
