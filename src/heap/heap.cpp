@@ -510,10 +510,15 @@ bool Heap::reclaim_from_shards(void* context) {
 void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation operation) {
   if (alignment < kMinAlignment) alignment = kMinAlignment;
   std::size_t class_index =
-      alignment == kMinAlignment
-          ? (size <= small::kMaxSmallRequest ? small::class_for_request(size) : small::kClassCount)
-          : (alignment <= os::kPageSize ? small::class_for_aligned_request(size, alignment)
-                                        : small::kClassCount);
+      size > small_request_limit() ? small::kClassCount
+      : alignment == kMinAlignment   ? small::class_for_request(size)
+      : alignment <= os::kPageSize   ? small::class_for_aligned_request(size, alignment)
+                                     : small::kClassCount;
+  // An alignment can need a bigger slot than the size: not beyond the backend's biggest.
+  if (class_index < small::kClassCount &&
+      small::kSlotSizes[class_index] > small_request_limit() + small::kMinCanaryBytes) {
+    class_index = small::kClassCount;
+  }
   if (class_index < small::kClassCount) {
     // In a handler that interrupted lockbox, a small request becomes a large block: with the
     // alignment asked for (allocate_small's own handler path knows only the default one).

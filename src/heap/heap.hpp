@@ -65,9 +65,15 @@ class Heap {
   // `operation` is the public call, for the fatal line if the slot handed out was written
   // after it was freed.
   void* allocate(std::size_t size, report::Operation operation) {
-    if (size <= small::kMaxSmallRequest) [[likely]]
+    if (size <= small_request_limit()) [[likely]]
       return allocate_small(size, small::class_for_request(size), operation);
     return allocate(size, kMinAlignment, operation);
+  }
+
+  // The largest request a slot serves (size_class.hpp says why it depends on the backend).
+  std::size_t small_request_limit() const {
+    return secretmem_pool_.serves_arenas() ? small::kMaxSecretmemSmallRequest
+                                           : small::kMaxSmallRequest;
   }
 
   // nullptr with last_error set when out of memory or budget (api/ turns that into ENOMEM).

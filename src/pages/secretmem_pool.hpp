@@ -27,6 +27,11 @@ class SecretmemPool {
 
   // The backend of arenas created from now on (lockbox_set_backend, LOCKBOX_BACKEND).
   Backend backend() const { return backend_.load(std::memory_order_relaxed); }
+  // Do new arenas come from memfd_secret (as create_arena decides)?
+  bool serves_arenas() const {
+    Backend chosen = backend();
+    return chosen == Backend::kSecretmem || (chosen == Backend::kAuto && !unavailable());
+  }
   void set_backend(Backend backend) { backend_.store(backend, std::memory_order_relaxed); }
   // Under auto: memfd_secret said ENOSYS or EPERM once; do not ask again.
   bool unavailable() const { return unavailable_.load(std::memory_order_relaxed); }

@@ -179,23 +179,38 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
       }
       arena.page_state[page] = PageState::kLocked;
     } else if (arena.page_state[page] == PageState::kReserved) {
-      switch (pages::commit(budget, arena.page_address(page), os::kPageSize, reclaimer)) {
-        case pages::CommitResult::kLocked:
-          arena.page_state[page] = PageState::kLocked;
-          break;
-        case pages::CommitResult::kUnlocked:
-          arena.page_state[page] = PageState::kUnlocked;
-          break;
-        case pages::CommitResult::kFailed:
-          return false;
+      // The run's next pages will be wanted soon (its slots are handed out at random): commit
+      // them with this one, one call of each kind for all, while the budget has room for them.
+      std::size_t count = reserved_run_pages_from(arena, page);
+      if (count > 1 && !budget.has_room(count * os::kPageSize)) count = 1;
+      pages::CommitResult result =
+          pages::commit(budget, arena.page_address(page), count * os::kPageSize, reclaimer);
+      if (result == pages::CommitResult::kFailed && count > 1) {
+        count = 1;
+        result = pages::commit(budget, arena.page_address(page), os::kPageSize, reclaimer);
       }
-      ++committed_pages_;
+      if (result == pages::CommitResult::kFailed) return false;
+      PageState state =
+          result == pages::CommitResult::kLocked ? PageState::kLocked : PageState::kUnlocked;
+      for (std::size_t i = 0; i < count; ++i) arena.page_state[page + i] = state;
+      committed_pages_ += count;
+      // The pages after the one wanted wait, empty, in the reserve.
+      empty_committed_pages_ += count - 1;
     } else if (!arena.secretmem) {
       --empty_committed_pages_;  // taken back out of the reserve
     }
   }
   ++arena.page_refcount[page];
   return true;
+}
+
+std::size_t Shard::reserved_run_pages_from(const Arena& arena, std::size_t page) const {
+  std::size_t first = arena.page_run[page];
+  if (first == kNoRun) return 1;
+  std::size_t end = first + run_pages(arena.runs[first].class_index);
+  std::size_t count = 1;
+  while (page + count < end && arena.page_state[page + count] == PageState::kReserved) ++count;
+  return count;
 }
 
 int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& budget,
@@ -252,20 +267,33 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
        arena = arena->next_in_shard) {
     if (arena->secretmem) continue;
-    for (std::size_t page = kFirstDataPage; page < kEndDataPage && empty_committed_pages_ > target;
-         ++page) {
-      if (arena->page_refcount[page] != 0 || arena->page_state[page] != PageState::kLocked) {
+    auto releasable = [&](std::size_t page) {
+      return arena->page_refcount[page] == 0 && arena->page_state[page] == PageState::kLocked;
+    };
+    for (std::size_t page = kFirstDataPage;
+         page < kEndDataPage && empty_committed_pages_ > target;) {
+      if (!releasable(page)) {
+        ++page;
         continue;
+      }
+      // Consecutive empty pages go back in one call of each kind, not one per page.
+      std::size_t end = page + 1;
+      while (end < kEndDataPage && releasable(end) &&
+             empty_committed_pages_ - (end - page) > target) {
+        ++end;
       }
       // Out of mappings (vm.max_map_count): the rest stay in the reserve, counted and locked,
       // until a later trim finds room.
-      if (!pages::release(budget, arena->page_address(page), os::kPageSize, true, mlockall)) {
+      if (!pages::release(budget, arena->page_address(page), (end - page) * os::kPageSize, true,
+                          mlockall)) {
         return released != 0;
       }
-      arena->page_state[page] = PageState::kReserved;
-      --empty_committed_pages_;
-      --committed_pages_;
-      ++released;
+      for (; page < end; ++page) {
+        arena->page_state[page] = PageState::kReserved;
+        --empty_committed_pages_;
+        --committed_pages_;
+        ++released;
+      }
     }
   }
   // True only if something went back: a reclaimer that keeps answering true would be asked
@@ -280,7 +308,8 @@ bool Shard::hold_slot_pages(Run& run, std::size_t slot, budget::Budget& budget,
   PageSpan span = pages_of_slot(run, slot);
   for (std::size_t page = span.first; page <= span.last; ++page) {
     if (!acquire_page(*run.arena, page, budget, reclaimer)) {
-      for (std::size_t undo = span.first; undo < page; ++undo) release_page(*run.arena, undo, budget);
+      for (std::size_t undo = span.first; undo < page; ++undo)
+        release_page(*run.arena, undo, budget);
       return false;
     }
   }

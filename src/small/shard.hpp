@@ -93,6 +93,8 @@ class alignas(kCacheLine) Shard {
   RunPlace place_for_run(std::size_t pages);
   // Dissolves every run with no live slot; true if there was one.
   bool dissolve_empty_runs();
+  // How many pages from `page` on, up to the end of its run, are reserved (at least 1).
+  std::size_t reserved_run_pages_from(const Arena& arena, std::size_t page) const;
   bool acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                     pages::Reclaimer reclaimer);
   // Takes a reference on every page under the slot (committing them), or on none.

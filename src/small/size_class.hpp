@@ -30,6 +30,10 @@ inline constexpr std::array<std::uint32_t, 43> kSlotSizes = {
 inline constexpr std::size_t kClassCount = kSlotSizes.size();
 inline constexpr std::size_t kMaxSlotSize = kSlotSizes.back();
 inline constexpr std::size_t kMaxSmallRequest = kMaxSlotSize - kMinCanaryBytes;
+// While arenas come from memfd_secret, which charges an arena whole, slots stop at 8 KiB: runs
+// of 5 to 14 pages for a few big objects would spread the budget over more arenas, and a tight
+// RLIMIT_MEMLOCK ran out with a fraction of it in use. Bigger objects are large blocks then.
+inline constexpr std::size_t kMaxSecretmemSmallRequest = 8192 - kMinCanaryBytes;
 
 constexpr std::size_t gcd(std::size_t a, std::size_t b) { return b == 0 ? a : gcd(b, a % b); }
 

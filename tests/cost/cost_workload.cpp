@@ -33,7 +33,14 @@ void marker(const char* text) {
 }
 
 [[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "cost_workload: %s (%s)\n", what, lockbox_last_error());
+  lockbox_stats stats;
+  lockbox_get_stats(&stats, sizeof stats);
+  std::fprintf(stderr,
+               "cost_workload: %s (%s); locked %zu, of it memfd_secret %zu, large cache %zu, "
+               "quarantined slots %zu; in use %zu in %zu allocations\n",
+               what, lockbox_last_error(), stats.locked_bytes, stats.secretmem_bytes,
+               stats.cached_large_bytes, stats.quarantined_bytes, stats.in_use_bytes,
+               stats.live_allocations);
   std::exit(1);
 }
 

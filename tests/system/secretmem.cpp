@@ -62,6 +62,19 @@ int select_backend() {
   for (void* k : keys) lockbox_free(k);
   lockbox_free(key);
   CHECK(lockbox_test::vmlck_bytes() == static_cast<long long>(stats_now().locked_bytes));
+  // Slots stop at 8 KiB while arenas are secret memory (charged whole): a 20,000-byte buffer is a
+  // large block of its own, anonymous, between guard pages; with anonymous arenas it is a slot.
+  void* buffer = lockbox_malloc(20000);
+  CHECK(buffer != nullptr);
+  CHECK(mapping_name(buffer).find("secretmem") == std::string::npos);
+  CHECK(lockbox_test::page_protection(static_cast<unsigned char*>(buffer) + 20000) == "---");
+  lockbox_free(buffer);
+  CHECK(lockbox_set_backend(LOCKBOX_BACKEND_ANON) == 0);
+  buffer = lockbox_malloc(20000);
+  CHECK(buffer != nullptr);
+  CHECK(lockbox_test::page_protection(static_cast<unsigned char*>(buffer) + 20000) == "rw-");
+  lockbox_free(buffer);
+  CHECK(lockbox_set_backend(LOCKBOX_BACKEND_SECRETMEM) == 0);
   errno = 0;
   CHECK(lockbox_set_backend(static_cast<lockbox_backend>(5)) == -1);
   CHECK(errno == EINVAL);
