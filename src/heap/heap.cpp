@@ -306,7 +306,10 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
   }
   small::CachedSlot fresh[ThreadCache::kRingSlots];
   std::size_t taken = take_from_shard(cache.shard_index, class_index, wanted, fresh);
-  if (taken == 0 && give_back_for_budget(&cache)) {
+  // Other threads may take what the hand-over freed before this one gets to it: try again while
+  // each hand-over gives something back, a few times.
+  for (int attempt = 0; taken == 0 && attempt < kBudgetRetries && give_back_for_budget(&cache);
+       ++attempt) {
     taken = take_from_shard(cache.shard_index, class_index, wanted, fresh);
   }
   // Still nothing: the budget is spent, but another shard may have free slots of this class
@@ -539,7 +542,8 @@ void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded
                                     pages::Reclaimer{&Heap::reclaim_from_shards, &context},
                                     guarded);
     // A handler must not touch the caches the interrupted call may be changing.
-    if (pointer != nullptr || attempt == 1 || in_handler || !give_back_for_budget(t_cache)) {
+    if (pointer != nullptr || attempt == kBudgetRetries || in_handler ||
+        !give_back_for_budget(t_cache)) {
       return pointer;
     }
   }

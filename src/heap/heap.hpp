@@ -161,6 +161,9 @@ class Heap {
   // threads' caches cannot hold it all between them (README, "RLIMIT_MEMLOCK and threads").
   // Without a limit, no bound beyond the bins' own.
   static constexpr std::size_t kCacheShareOfLimit = 16;
+  // How many times an allocation that ran out of budget empties the caches and tries again
+  // (with many threads, others may take the room between the hand-over and the retry).
+  static constexpr int kBudgetRetries = 4;
   std::size_t cache_share() const;
   // STRICT, with less than a cache's share of the budget left.
   bool close_to_limit() const;
