@@ -190,6 +190,13 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
         result = pages::commit(budget, arena.page_address(page), os::kPageSize, reclaimer);
       }
       if (result == pages::CommitResult::kFailed) return false;
+      // BEST_EFFORT could not lock them: an unlocked page is not worth keeping empty (the
+      // reserve holds only locked ones), so the extra pages go back at once if they can.
+      if (result == pages::CommitResult::kUnlocked && count > 1 &&
+          pages::release(budget, arena.page_address(page + 1), (count - 1) * os::kPageSize,
+                         false, pages::mlockall_active())) {
+        count = 1;
+      }
       PageState state =
           result == pages::CommitResult::kLocked ? PageState::kLocked : PageState::kUnlocked;
       for (std::size_t i = 0; i < count; ++i) arena.page_state[page + i] = state;
