@@ -174,43 +174,39 @@ double mixed(const bench::Peer& peer) {
   return ns;
 }
 
-// Two long-lived threads (as a server's workers are), each with its own 512 live blocks: ns per
-// operation of the pair (wall time over both threads' operations), so that the single-thread
-// figure divided by this one is the speed-up.
-double mixed_two_threads(const bench::Peer& peer) {
-  MixedPlan plans[2] = {MixedPlan(11), MixedPlan(13)};
-  std::vector<std::pair<void*, std::size_t>> live[2] = {
-      std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0}),
-      std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0})};
+// `count` long-lived threads (as a server's workers are), each running work(t, n) for every
+// measured batch of n operations (false: an allocation failed), then leave(t) before it exits.
+// ns per operation over all threads' operations (wall time), or -1. Threads that wait sleep
+// (futex), never spin: the machine may have only two cores, and a spinning waiter would take
+// time from the threads being measured.
+template <typename Work, typename Leave>
+double measure_in_threads(int count, Work work, Leave leave) {
   std::atomic<std::size_t> round{0}, done{0}, operations{0};
   std::atomic<bool> ok{true}, stop{false};
-  // Threads that wait sleep (futex), never spin: the machine may have only two cores, and a
-  // spinning third thread would take time from the two being measured.
   auto worker = [&](int t) {
     for (std::size_t seen = 0;;) {
       round.wait(seen);
       if (stop.load()) break;
       seen = round.load();
-      if (!mixed_ops(peer, plans[t], operations.load(), live[t])) ok = false;
+      if (!work(t, operations.load())) ok = false;
       done.fetch_add(1);
       done.notify_one();
     }
-    release_all(peer, live[t]);
+    leave(t);
   };
+  std::vector<std::thread> threads;
   auto finish = [&] {
     stop = true;
     round.fetch_add(1);
     round.notify_all();
+    for (auto& thread : threads) thread.join();
   };
   // A peer that exhausted the process's mappings (libsodium: 4 per allocation) leaves no room
   // for a thread's stack: report the workload as failed.
-  std::thread a, b;
   try {
-    a = std::thread(worker, 0);
-    b = std::thread(worker, 1);
+    for (int t = 0; t < count; ++t) threads.emplace_back(worker, t);
   } catch (const std::system_error&) {
     finish();
-    if (a.joinable()) a.join();
     return -1;
   }
   double ns = measure([&](std::size_t n) {
@@ -218,15 +214,26 @@ double mixed_two_threads(const bench::Peer& peer) {
     operations = n;
     round.fetch_add(1);
     round.notify_all();
-    for (std::size_t finished = done.load(); finished < 2; finished = done.load()) {
+    for (std::size_t finished = done.load(); finished < static_cast<std::size_t>(count);
+         finished = done.load()) {
       done.wait(finished);
     }
     return ok.load();
   });
   finish();
-  a.join();
-  b.join();
-  return ns < 0 ? ns : ns / 2;  // n operations on each thread
+  return ns < 0 ? ns : ns / count;  // n operations on each thread
+}
+
+// Two threads, each with its own 512 live blocks: ns per operation of the pair, so that the
+// single-thread figure divided by this one is the speed-up.
+double mixed_two_threads(const bench::Peer& peer) {
+  MixedPlan plans[2] = {MixedPlan(11), MixedPlan(13)};
+  std::vector<std::pair<void*, std::size_t>> live[2] = {
+      std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0}),
+      std::vector<std::pair<void*, std::size_t>>(kMixedLive, {nullptr, 0})};
+  return measure_in_threads(
+      2, [&](int t, std::size_t n) { return mixed_ops(peer, plans[t], n, live[t]); },
+      [&](int t) { release_all(peer, live[t]); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,21 +333,17 @@ double oversubscribed(const bench::Peer& peer, int count) {
     w.sizes.resize(1 << 14);
     for (auto& size : w.sizes) size = static_cast<std::uint32_t>(std::exp(exponent(w.random)));
   }
-  std::atomic<std::size_t> round{0}, done{0}, operations{0};
-  std::atomic<bool> ok{true}, stop{false};
   auto release_shared = [&](void* pointer) {
     std::size_t size;
     std::memcpy(&size, pointer, sizeof size);
     peer.release(pointer, size);
   };
-  auto work = [&](Worker& w, std::size_t n) {
+  auto work = [&](int t, std::size_t n) {
+    Worker& w = workers[static_cast<std::size_t>(t)];
     for (std::size_t i = 0; i < n; ++i) {
       std::size_t size = w.sizes[i & (w.sizes.size() - 1)];
       void* pointer = peer.allocate(size);
-      if (pointer == nullptr) {
-        ok = false;
-        return;
-      }
+      if (pointer == nullptr) return false;
       std::memset(pointer, static_cast<int>(i), size);
       if (w.random() & 1) {
         std::memcpy(pointer, &size, sizeof size);
@@ -355,48 +358,18 @@ double oversubscribed(const bench::Peer& peer, int count) {
         }
       }
     }
+    return true;
   };
-  auto worker = [&](int t) {
-    Worker& w = workers[static_cast<std::size_t>(t)];
-    for (std::size_t seen = 0;;) {
-      round.wait(seen);
-      if (stop.load()) break;
-      seen = round.load();
-      work(w, operations.load());
-      done.fetch_add(1);
-      done.notify_one();
-    }
-    for (Block& block : w.own) peer.release(block.pointer, block.size);
-  };
-  std::vector<std::thread> threads;
-  auto finish = [&] {
-    stop = true;
-    round.fetch_add(1);
-    round.notify_all();
-    for (auto& thread : threads) thread.join();
-    for (auto& slot : shared) {
-      if (void* pointer = slot.exchange(nullptr)) release_shared(pointer);
+  auto leave = [&](int t) {
+    for (Block& block : workers[static_cast<std::size_t>(t)].own) {
+      peer.release(block.pointer, block.size);
     }
   };
-  try {
-    for (int t = 0; t < count; ++t) threads.emplace_back(worker, t);
-  } catch (const std::system_error&) {
-    finish();
-    return -1;
+  double ns = measure_in_threads(count, work, leave);
+  for (auto& slot : shared) {
+    if (void* pointer = slot.exchange(nullptr)) release_shared(pointer);
   }
-  double ns = measure([&](std::size_t n) {
-    done = 0;
-    operations = n;
-    round.fetch_add(1);
-    round.notify_all();
-    for (std::size_t finished = done.load(); finished < static_cast<std::size_t>(count);
-         finished = done.load()) {
-      done.wait(finished);
-    }
-    return ok.load();
-  });
-  finish();
-  return ns < 0 ? ns : ns / count;
+  return ns;
 }
 
 // lock + unlock of a 256-byte stack buffer, by lockbox, by libsodium, and by the bare system
