@@ -19,7 +19,6 @@
 //                bench/variants/run.sh, which times builds of lockbox against each other)
 #include <lockbox/lockbox.h>
 #include <sodium.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,19 +280,6 @@ double bulk(const bench::Peer& peer, std::size_t keys) {
   return median(samples);
 }
 
-// The application's own locked memory and many mappings beside the allocator, as in a larger
-// process: 64 KiB mlocked, 10,000 mappings (half of each 8 KiB read-only, so none merge).
-bool crowd_the_process() {
-  static unsigned char own[64 * 1024];
-  std::memset(own, 1, sizeof own);
-  if (mlock(own, sizeof own) != 0) return false;
-  for (int i = 0; i < 10000; ++i) {
-    void* p = mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED || mprotect(p, 4096, PROT_READ) != 0) return false;
-  }
-  return true;
-}
-
 // alloc + write every byte + free of one block of `bytes`.
 double large_block(const bench::Peer& peer, std::size_t bytes) {
   return measure([&](std::size_t n) {
@@ -466,7 +452,8 @@ void measure(const std::string& what, const bench::Peer& peer, int fd) {
     report("threads32", std::to_string(oversubscribed(peer, 32)));
   } else if (what == "crowded") {
     report("started", peer.start(kHeapBytes) ? "1" : "0");
-    report("bulk20000crowded", std::to_string(crowd_the_process() ? bulk(peer, 20000) : -1));
+    bool crowded = lockbox_test::crowd_the_process();
+    report("bulk20000crowded", std::to_string(crowded ? bulk(peer, 20000) : -1));
   } else {
     report("started", peer.start(kHeapBytes) ? "1" : "0");
     report("pair", std::to_string(pair_32(peer)));
@@ -720,7 +707,7 @@ std::string lock_table() {
         pid_t pid = fork();
         if (pid == 0) {
           close(pipe_fds[0]);
-          double ns = (!crowd || crowd_the_process()) && sodium_init() >= 0
+          double ns = (!crowd || lockbox_test::crowd_the_process()) && sodium_init() >= 0
                           ? lock_stack_buffer(lock_rows()[r])
                           : -1;
           if (write(pipe_fds[1], &ns, sizeof ns) != sizeof ns) _exit(1);

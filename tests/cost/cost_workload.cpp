@@ -12,7 +12,6 @@
 // other threads' caches when the budget runs out (which still waits with sched_yield).
 // "crowded": first lock 64 KiB of the application's own memory and make 10,000 mappings.
 #include <lockbox/lockbox.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -42,17 +41,6 @@ void marker(const char* text) {
                stats.cached_large_bytes, stats.quarantined_bytes, stats.in_use_bytes,
                stats.live_allocations);
   std::exit(1);
-}
-
-void crowd_the_process() {
-  static unsigned char own[64 * 1024];
-  std::memset(own, 1, sizeof own);
-  if (lockbox_test::kernel_mlock(own, sizeof own) != 0) fail("cannot mlock 64 KiB of its own");
-  for (int i = 0; i < 10000; ++i) {
-    void* p = mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    // Half of it read-only: two mappings that cannot merge with their neighbours.
-    if (p == MAP_FAILED || mprotect(p, 4096, PROT_READ) != 0) fail("cannot make 10,000 mappings");
-  }
 }
 
 void bulk(std::size_t keys) {
@@ -160,7 +148,8 @@ int main(int argc, char** argv) {
   std::size_t n = std::strtoull(argv[2], nullptr, 10);
   bool crowded = argc > 3 && std::string(argv[3]) == "crowded";
   bool straddling = argc > 3 && std::string(argv[3]) == "straddling";
-  if (crowded) crowd_the_process();
+  if (crowded && !lockbox_test::crowd_the_process())
+    fail("cannot lock 64 KiB of its own and make 10,000 mappings");
   if (mode == "bulk") {
     bulk(n);
   } else if (mode == "lock") {

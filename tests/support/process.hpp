@@ -42,6 +42,11 @@ bool kernel_says_dont_dump(const void* address, std::size_t length);
 int kernel_mlock(const void* address, std::size_t length);
 int kernel_munlock(const void* address, std::size_t length);
 
+// Makes this process look like a larger one beside lockbox: 64 KiB of its own memory mlocked
+// and 10,000 more mappings (half of each 8 KiB read-only, so that none merge). False if the
+// kernel refused either.
+bool crowd_the_process();
+
 // Sets RLIMIT_MEMLOCK to `memlock_bytes` (soft and hard), and if root, becomes nobody
 // (uid/gid 65534) so that CAP_IPC_LOCK is gone. Returns an empty string, or why it failed;
 // it also fails if CAP_IPC_LOCK is still effective afterwards (a test would prove nothing).
