@@ -135,12 +135,15 @@ unsigned char* LargeHeap::place(Block& block, std::size_t alignment) {
   auto start =
       reinterpret_cast<std::uintptr_t>(data_end - block.size) & ~(std::uintptr_t{alignment} - 1);
   auto* pointer = reinterpret_cast<unsigned char*>(start);
-  auto before_object = static_cast<std::size_t>(pointer - data_start);
+  set_committed_span(block, static_cast<std::size_t>(pointer - data_start));
+  return pointer;
+}
+
+void LargeHeap::set_committed_span(Block& block, std::size_t before_object) {
   block.padding_pages =
       before_object > kLeadingCanaryBytes ? (before_object - kLeadingCanaryBytes) / kPage : 0;
   std::size_t through_object = before_object + (block.size == 0 ? 1 : block.size);
   block.committed_pages = (through_object + kPage - 1) / kPage - block.padding_pages;
-  return pointer;
 }
 
 void LargeHeap::check_and_wipe(void* pointer, const Block& block, report::Operation operation) {
@@ -283,11 +286,7 @@ void LargeHeap::shape_for(Block& block, std::size_t alignment) {
   // alignment, which for alignments up to a page does not depend on where the block lies.
   std::size_t data_bytes = block.data_pages * kPage;
   std::size_t misalignment = (alignment - block.size % alignment) % alignment;
-  std::size_t before_object = data_bytes - block.size - misalignment;
-  block.padding_pages =
-      before_object > kLeadingCanaryBytes ? (before_object - kLeadingCanaryBytes) / kPage : 0;
-  std::size_t through_object = before_object + (block.size == 0 ? 1 : block.size);
-  block.committed_pages = (through_object + kPage - 1) / kPage - block.padding_pages;
+  set_committed_span(block, data_bytes - block.size - misalignment);
 }
 
 std::size_t LargeHeap::cache_limit(const budget::Budget& budget) const {

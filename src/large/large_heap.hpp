@@ -138,6 +138,8 @@ class LargeHeap {
   bool take_cached(const Block& shape, QuarantinedBlock* taken);
   // The address-independent part of place(), for alignments up to a page.
   static void shape_for(Block& block, std::size_t alignment);
+  // padding_pages and committed_pages for an object `before_object` bytes into the data pages.
+  static void set_committed_span(Block& block, std::size_t before_object);
   std::size_t cache_limit(const budget::Budget& budget) const;
   // Makes a block taken from the cache read-write again; false (the block unmapped, its budget
   // released) if the kernel refuses.
