@@ -28,8 +28,9 @@ struct alignas(kCacheLine) ThreadCache {
 
   // Per class: how many later frees a freed slot waits (the quarantine), and how many eligible
   // slots a bin may hold besides. Fewer big slots than small ones: a quarantine holds at most
-  // 1 KiB of a key-sized class and 32 KiB of the largest; a whole cache pins at most 434 KiB of
-  // locked slots, 243 KiB of them quarantined (README, "Quarantine").
+  // 1 KiB of a key-sized class and 128 KiB of the largest; a whole cache pins at most 1,526 KiB
+  // of locked slots, 971 KiB of them quarantined (README, "Quarantine"), and under a budget no
+  // more than its share above the key sizes (room_for).
   struct ClassLimits {
     std::uint8_t quarantine;
     std::uint8_t eligible;

@@ -47,7 +47,7 @@ enum SlotState : std::uint8_t {
 // need, read and changed in one atomic step on one cache line:
 //   bits  0-3   SlotState
 //   bits  8-15  size class
-//   bits 16-31  while live, the size asked for (the canary follows it)
+//   bits 16-31  while live, the size asked for (the canary follows it; at most 65,528)
 //   bits 32-63  the slot's canary key, drawn when it leaves its run (small/slot_canary.hpp)
 using SlotWord = std::uint64_t;
 inline constexpr SlotWord kSlotStateMask = 0xf;
@@ -67,7 +67,7 @@ constexpr std::size_t slot_requested(SlotWord word) { return (word >> 16) & 0xff
 constexpr std::uint32_t slot_canary_key(SlotWord word) {
   return static_cast<std::uint32_t>(word >> 32);
 }
-static_assert(kMaxSlotSize < (std::size_t{1} << 16) && kClassCount <= 256);
+static_assert(kMaxSmallRequest < (std::size_t{1} << 16) && kClassCount <= 256);
 
 struct Run {
   Run* next = nullptr;  // the shard's list of runs with free slots, per class

@@ -241,7 +241,7 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& b
 }
 
 std::size_t Shard::reserve_limit() const {
-  std::size_t proportional = committed_pages_ / 2;
+  std::size_t proportional = committed_pages_ * 3 / 4;
   return proportional > kMinReservePages ? proportional : kMinReservePages;
 }
 

@@ -7,6 +7,8 @@
 //   cost_workload large BYTES N      N allocations of BYTES, each written and freed
 //   cost_workload threads T N        T threads, N operations each, 16 B to 64 KiB, half of the
 //                                    frees of blocks another thread allocated
+//   cost_workload steady T N         the same on T long-lived threads, slots only, counted after
+//                                    a warm-up of N operations each
 // Each runs as an ordinary user at RLIMIT_MEMLOCK = 8 MiB, after a warm-up of the same work.
 // The threads keep about 2 MiB live, so that what is counted is the locks, not the hand-over of
 // other threads' caches when the budget runs out (which still waits with sched_yield).
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <barrier>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -87,41 +90,76 @@ void large(std::size_t bytes, std::size_t cycles) {
   marker("cost:end");
 }
 
-void threads(int count, std::size_t operations) {
-  constexpr std::size_t kSlots = 64;  // and 4 of its own per thread: about 2 MiB live at 32 threads
-  std::vector<std::atomic<void*>> shared(kSlots);
-  auto work = [&](int id, std::size_t n) {
-    std::uint64_t state = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(id + 1);
-    auto next = [&] {
-      state ^= state << 13;
-      state ^= state >> 7;
-      state ^= state << 17;
-      return state;
-    };
-    std::vector<void*> mine;
-    for (std::size_t i = 0; i < n; ++i) {
-      std::size_t size = std::size_t{16} << (next() % 13);  // 16 B to 64 KiB
+// One thread's traffic in the threads workloads: blocks of 16 B to 64 KiB, each written; half
+// are swapped into `shared`, where another thread finds and frees them, the rest are kept (at
+// most 4) and freed in random order.
+class ThreadTraffic {
+ public:
+  // any_size: powers of two from 16 B to 64 KiB, so one block in 13 is a large block (65,536
+  // bytes); otherwise every size from 16 B to 65,528 bytes, spread evenly over the doublings,
+  // all of them slots.
+  ThreadTraffic(std::vector<std::atomic<void*>>& shared, int id, bool any_size)
+      : shared_(shared), state_(0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(id + 1)),
+        any_size_(any_size) {}
+
+  void run(std::size_t operations) {
+    for (std::size_t i = 0; i < operations; ++i) {
+      std::size_t size = next_size();
       void* block = lockbox_malloc(size);
       if (block == nullptr) fail("allocation refused");
       std::memset(block, 1, size < 64 ? size : 64);
       if (next() % 2 == 0) {
-        // Swapped into the shared array: another thread frees what it finds there.
-        if (void* other = shared[next() % kSlots].exchange(block)) lockbox_free(other);
+        if (void* other = shared_[next() % shared_.size()].exchange(block)) lockbox_free(other);
       } else {
-        mine.push_back(block);
-        if (mine.size() > 4) {
-          std::size_t victim = next() % mine.size();
-          lockbox_free(mine[victim]);
-          mine[victim] = mine.back();
-          mine.pop_back();
+        mine_.push_back(block);
+        if (mine_.size() > 4) {
+          std::size_t victim = next() % mine_.size();
+          lockbox_free(mine_[victim]);
+          mine_[victim] = mine_.back();
+          mine_.pop_back();
         }
       }
     }
-    for (void* block : mine) lockbox_free(block);
-  };
+  }
+  void free_own() {
+    for (void* block : mine_) lockbox_free(block);
+    mine_.clear();
+  }
+
+ private:
+  std::uint64_t next() {
+    state_ ^= state_ << 13;
+    state_ ^= state_ >> 7;
+    state_ ^= state_ << 17;
+    return state_;
+  }
+  std::size_t next_size() {
+    if (any_size_) return std::size_t{16} << (next() % 13);
+    std::size_t base = std::size_t{16} << (next() % 12);  // 16 B to 32 KiB
+    std::size_t size = base + next() % base;
+    return size < kBiggestSlotRequest ? size : kBiggestSlotRequest;
+  }
+  static constexpr std::size_t kBiggestSlotRequest = 65528;
+
+  std::vector<std::atomic<void*>>& shared_;
+  std::uint64_t state_;
+  bool any_size_;
+  std::vector<void*> mine_;
+};
+
+constexpr std::size_t kSharedBlocks = 64;  // and 4 of its own per thread: about 2 MiB live at 32
+
+void threads(int count, std::size_t operations) {
+  std::vector<std::atomic<void*>> shared(kSharedBlocks);
   auto run = [&](std::size_t n) {
     std::vector<std::thread> workers;
-    for (int t = 0; t < count; ++t) workers.emplace_back(work, t, n);
+    for (int t = 0; t < count; ++t) {
+      workers.emplace_back([&shared, t, n] {
+        ThreadTraffic traffic(shared, t, true);
+        traffic.run(n);
+        traffic.free_own();
+      });
+    }
     for (auto& worker : workers) worker.join();
   };
   run(operations / 10);
@@ -131,12 +169,41 @@ void threads(int count, std::size_t operations) {
   for (auto& slot : shared) lockbox_free(slot.exchange(nullptr));
 }
 
+// The same threads, long-lived (as a server's workers are), and slots only: after a warm-up of
+// the same work, steady state between the markers, where pages must neither go back to the
+// kernel nor be committed again.
+void steady_threads(int count, std::size_t operations) {
+  std::vector<std::atomic<void*>> shared(kSharedBlocks);
+  std::barrier phase(count + 1);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < count; ++t) {
+    workers.emplace_back([&shared, &phase, t, operations] {
+      ThreadTraffic traffic(shared, t, false);
+      traffic.run(operations);
+      phase.arrive_and_wait();  // warmed up
+      phase.arrive_and_wait();  // the begin marker is written
+      traffic.run(operations);
+      phase.arrive_and_wait();  // measured
+      phase.arrive_and_wait();  // the end marker is written
+      traffic.free_own();
+    });
+  }
+  phase.arrive_and_wait();
+  marker("cost:begin");
+  phase.arrive_and_wait();
+  phase.arrive_and_wait();
+  marker("cost:end");
+  phase.arrive_and_wait();
+  for (auto& worker : workers) worker.join();
+  for (auto& slot : shared) lockbox_free(slot.exchange(nullptr));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: cost_workload bulk|lock N [crowded] | large BYTES N | threads T N\n");
+                 "usage: cost_workload bulk|lock N [crowded] | large BYTES N | threads|steady T N\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -158,6 +225,8 @@ int main(int argc, char** argv) {
     large(n, std::strtoull(argv[3], nullptr, 10));
   } else if (mode == "threads" && argc > 3) {
     threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10));
+  } else if (mode == "steady" && argc > 3) {
+    steady_threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10));
   } else {
     std::fprintf(stderr, "cost_workload: unknown mode %s\n", argv[1]);
     return 2;
