@@ -203,7 +203,8 @@ void steady_threads(int count, std::size_t operations) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: cost_workload bulk|lock N [crowded] | large BYTES N | threads|steady T N\n");
+                 "usage: cost_workload bulk|lock N [crowded] | large BYTES N | "
+                 "threads|steady T N\n");
     return 2;
   }
   std::string mode = argv[1];

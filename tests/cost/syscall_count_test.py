@@ -35,7 +35,7 @@ CASES = {
     "threads-8": (["threads", "8", "20000"], 160000, [("sched_yield", 0), ("open", 0)]),
     "threads-32": (["threads", "32", "5000"], 160000, [("sched_yield", 0), ("open", 0)]),
     # Two long-lived threads, 16 B to 64 KiB, all slots: in steady state the pages stay. 0.0005
-    # to 0.005 memory calls per operation; 0.079 when the reserve was trimmed at half the
+    # to 0.005 memory calls per operation; 0.065 when the reserve was trimmed at half the
     # committed pages and blocks of 56 to 64 KiB were large (two mprotects per cycle).
     "threads-steady-2": (["steady", "2", "40000"], 80000, [("memory", 0.01), ("open", 0)]),
 }
