@@ -75,13 +75,17 @@ Heap& Heap::start() {
   // signal handler that calls lockbox on the starting thread would wait on for ever. The thread
   // that starts the heap does it with signals blocked; the others wait for it. The heap is never
   // destroyed: other static destructors may still free secrets at exit.
+  // Signals are blocked before the claim, not after: a handler that ran between the two (the
+  // first call to block them may stop in the dynamic linker to resolve the symbol) would wait
+  // below for the start its own thread had claimed and would never finish (signal_reentry
+  // startup hung in about one run in eight).
   static constinit std::atomic<bool> starting{false};
+  os::SignalMask saved;
+  os::block_signals(&saved);
   if (!starting.exchange(true, std::memory_order_acq_rel)) {
-    os::SignalMask saved;
-    os::block_signals(&saved);
     started_.store(new (g_heap_storage) Heap, std::memory_order_release);
-    os::restore_signals(saved);
   }
+  os::restore_signals(saved);
   Heap* heap;
   while ((heap = started_.load(std::memory_order_acquire)) == nullptr) os::yield_cpu();
   return *heap;
