@@ -80,7 +80,12 @@ expect "no trace of the crashed put" 4 "no entry named 'crash'" "" "$pass\n" -- 
 # Damage: one flipped ciphertext byte, a truncated file, a foreign file.
 cp "$file" "$work/corrupt.vault"
 size=$(stat -c %s "$work/corrupt.vault")
-printf '\xff' | dd of="$work/corrupt.vault" bs=1 seek=$((size - 5)) conv=notrunc status=none
+# Flipped, not overwritten: a byte that already held the value written (one run in 256) would
+# leave the file intact and the check would see a vault that opens.
+byte=$(od -An -tu1 -j $((size - 5)) -N1 "$work/corrupt.vault" | tr -d ' ')
+printf "\\x$(printf '%02x' $((byte ^ 0xff)))" |
+  dd of="$work/corrupt.vault" bs=1 seek=$((size - 5)) conv=notrunc status=none
+cmp -s "$file" "$work/corrupt.vault" && { echo "FAIL: the corrupted copy equals the vault"; exit 1; }
 expect "corrupted" 3 "is corrupted: its contents fail authentication" "" "$pass\n" -- "$work/corrupt.vault" get email
 head -c 60 "$file" > "$work/short.vault"
 expect "truncated" 3 "is truncated \(60 bytes" "" "$pass\n" -- "$work/short.vault" get email
