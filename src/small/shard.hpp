@@ -25,10 +25,11 @@ class alignas(kCacheLine) Shard {
  public:
   // Empty pages kept committed and locked, so that alloc/free churn makes no syscalls: at least
   // this many per shard, or three quarters of the shard's committed pages (the budget takes
-  // them back first when it runs short). A trim leaves half of that. Half, as before, was too
-  // little where thread caches hold big slots: their pages swing by hundreds per shard, and 8
-  // threads on 2 cores trimmed and committed again 55 times per 160,000 operations, each time
-  // hundreds of munlock, madvise, mprotect and mlock calls under the shard lock.
+  // them back first when it runs short). A trim leaves half of that. Half of the committed
+  // pages was too little where thread caches hold big slots: their pages swing by hundreds per
+  // shard, and 8 threads on 2 cores trimmed and committed again 55 times per 160,000
+  // operations, each time hundreds of munlock, madvise, mprotect and mlock calls under the
+  // shard lock.
   static constexpr std::size_t kMinReservePages = 64;
 
   // All of these expect lock() to be held by the caller.
