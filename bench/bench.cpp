@@ -13,10 +13,11 @@
 //   --out DIR    write results.md and results.csv into DIR (default: print only)
 //   --steady N   lockbox only, in this process: warm up, then N operations of each workload;
 //                run it under strace -c with two values of N to see what steady state costs
-//   --time PEER WORKLOAD   one workload (pair, live, mixed, mixed2, bulk20000, large16k,
-//                large256k, threads8, threads32) of the first peer whose name
-//                starts with PEER, in this process: prints its ns per operation alone (for
-//                bench/variants/run.sh, which times builds of lockbox against each other)
+//   --time PEER WORKLOAD   one workload (pair, live, mixed, mixed2, bulk1000, bulk20000,
+//                bulk150000, large16k, large256k, large1m, threads8, threads32) of the first
+//                peer whose name starts with PEER, in this process: prints its ns per
+//                operation alone (for bench/variants/run.sh, which times builds of lockbox
+//                against each other)
 #include <lockbox/lockbox.h>
 #include <sodium.h>
 #include <sys/syscall.h>
@@ -748,13 +749,16 @@ int time_one(const std::string& name, const std::string& workload) {
       {"bulk20000", [](const bench::Peer& peer) { return bulk(peer, 20000); }},
       {"large16k", [](const bench::Peer& peer) { return large_block(peer, 16 << 10); }},
       {"large256k", [](const bench::Peer& peer) { return large_block(peer, 256 << 10); }},
+      {"large1m", [](const bench::Peer& peer) { return large_block(peer, 1 << 20); }},
+      {"bulk1000", [](const bench::Peer& peer) { return bulk(peer, 1000); }},
+      {"bulk150000", [](const bench::Peer& peer) { return bulk(peer, 150000); }},
       {"threads8", [](const bench::Peer& peer) { return oversubscribed(peer, 8); }},
       {"threads32", [](const bench::Peer& peer) { return oversubscribed(peer, 32); }}};
   auto run = workloads.find(workload);
   if (run == workloads.end()) {
     std::fprintf(stderr,
-                 "lockbox_bench: no workload %s (pair, live, mixed, mixed2, bulk20000, "
-                 "large16k, large256k, threads8, threads32)\n",
+                 "lockbox_bench: no workload %s (pair, live, mixed, mixed2, bulk1000, bulk20000, "
+                 "bulk150000, large16k, large256k, large1m, threads8, threads32)\n",
                  workload.c_str());
     return 2;
   }

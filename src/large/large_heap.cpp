@@ -72,6 +72,10 @@ void* LargeHeap::allocate(std::size_t size, std::size_t alignment, budget::Budge
   if (!reused) {
     switch (pages::commit(budget, data, committed_bytes(block), reclaimer)) {
       case pages::CommitResult::kLocked:
+        // Every page is resident now (mlock faulted them in) and stays so. Lock-on-fault only
+        // spares the cache's reopen (and lockbox_protect) a walk over every page; where the
+        // kernel refuses it, the pages are as locked as before and only that walk remains.
+        os::mark_lock_on_fault(data, committed_bytes(block));
         break;
       case pages::CommitResult::kUnlocked:
         block.locked = false;

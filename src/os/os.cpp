@@ -118,6 +118,9 @@ int lock(const void* addr, std::size_t bytes) {
 int unlock(const void* addr, std::size_t bytes) {
   return result_of(static_cast<int>(::syscall(SYS_munlock, addr, bytes)));
 }
+int mark_lock_on_fault(const void* addr, std::size_t bytes) {
+  return result_of(static_cast<int>(::syscall(SYS_mlock2, addr, bytes, MLOCK_ONFAULT)));
+}
 
 int advise_dont_dump(void* addr, std::size_t bytes) {
   return result_of(::madvise(addr, bytes, MADV_DONTDUMP));

@@ -28,6 +28,11 @@ int protect_read_write(void* addr, std::size_t bytes);
 
 int lock(const void* addr, std::size_t bytes);
 int unlock(const void* addr, std::size_t bytes);
+// Pages already resident and locked stay locked, and the range is marked lock-on-fault
+// (mlock2 MLOCK_ONFAULT, Linux 4.4+). Why: when mprotect makes a locked private range writable
+// again, the kernel walks it page by page to populate it (mprotect_fixup), unless it is
+// lock-on-fault; that walk was two thirds of the second mprotect of a cached large block.
+int mark_lock_on_fault(const void* addr, std::size_t bytes);
 
 // One advice per call: madvise() takes a single advice, never an OR of several.
 int advise_dont_dump(void* addr, std::size_t bytes);
