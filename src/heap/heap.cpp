@@ -446,6 +446,25 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
 
 void Heap::keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
                            small::FreedSlot freed) {
+  if (small::Shard::quarantines(freed.class_index)) {
+    // The big classes wait in their shard's quarantine (shard.hpp says why), whatever thread
+    // frees them.
+    small::Shard& shard = shards_[arena.shard_index];
+    {
+      FutexLockGuard guard(shard.lock());
+      shard.quarantine_slot({static_cast<unsigned char*>(pointer), &arena}, freed.class_index,
+                            budget_);
+    }
+    if (cache != nullptr) {
+      cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
+      answer_reclaim(*cache);
+    } else {
+      retired_objects_.fetch_sub(1, std::memory_order_relaxed);
+      retired_bytes_.fetch_sub(static_cast<std::int64_t>(freed.requested),
+                               std::memory_order_relaxed);
+    }
+    return;
+  }
   if (cache == nullptr) {
     // No cache (a thread in its last TLS destructors): the slot goes straight back to its run.
     small::Shard& shard = shards_[arena.shard_index];
@@ -644,7 +663,7 @@ Stats Heap::stats() {
   leave_and_give_back_deferred(false);
   std::int64_t small_objects = retired_objects_.load(std::memory_order_relaxed);
   std::int64_t small_bytes = retired_bytes_.load(std::memory_order_relaxed);
-  std::size_t quarantined_bytes = 0;
+  std::size_t quarantined_bytes = small_stats.quarantined_bytes;
   {
     MaskedLockGuard guard(caches_lock_);
     for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: ISC
 // A thread's cache of small slots, per size class, with no lock taken. Freed slots (zeroed) wait
 // in a quarantine before they can be handed out again: a slot freed by this thread becomes
-// eligible only after kQuarantine[class] later frees of its class here, and an allocation takes
-// an eligible slot at random. So `free(p); malloc(same size)` never returns p, a double free or a
+// eligible only after kQuarantine[class] later frees of its class here (above 8 KiB, the
+// shard's quarantine holds it instead: small/shard.hpp), and an allocation takes an eligible
+// slot at random. So `free(p); malloc(same size)` never returns p, a double free or a
 // stale write through p meets a slot that is still free, and nobody can steer which slot comes
 // next. Slots in a cache stay taken from their runs (their pages stay locked); the oldest
 // eligible ones go back to the shards when a bin fills. The cache also counts the thread's live
@@ -28,9 +29,11 @@ struct alignas(kCacheLine) ThreadCache {
 
   // Per class: how many later frees a freed slot waits (the quarantine), and how many eligible
   // slots a bin may hold besides. Fewer big slots than small ones: a quarantine holds at most
-  // 1 KiB of a key-sized class and 128 KiB of the largest; a whole cache pins at most 1,526 KiB
-  // of locked slots, 971 KiB of them quarantined (README, "Quarantine"), and under a budget no
-  // more than its share above the key sizes (room_for).
+  // 1 KiB of a key-sized class and 32 KiB of an 8 KiB one; a whole cache pins at most 434 KiB
+  // of locked slots, 243 KiB of them quarantined (README, "Quarantine"), and under a budget no
+  // more than its share above the key sizes (room_for). Slots above 8 KiB are quarantined in
+  // their shard (Shard::quarantine_slot): a bin of theirs holds only the one slot a refill has
+  // just taken for the allocation that asked.
   struct ClassLimits {
     std::uint8_t quarantine;
     std::uint8_t eligible;
@@ -43,7 +46,7 @@ struct alignas(kCacheLine) ThreadCache {
                   : slot <= 1024 ? ClassLimits{8, 8}
                   : slot <= 4096 ? ClassLimits{4, 4}
                   : slot <= 8192 ? ClassLimits{4, 2}
-                                 : ClassLimits{2, 1};
+                                 : ClassLimits{0, 1};  // quarantined in their shard
       if (bench_switches::kNoQuarantine) limits[c].quarantine = 0;
       if (bench_switches::kEligible != 0 && slot <= 4096) {
         limits[c].eligible = static_cast<std::uint8_t>(bench_switches::kEligible);

@@ -308,7 +308,42 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
   return released != 0;
 }
 
-bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
+bool Shard::release_empty_pages(budget::Budget& budget) {
+  bool emptied = empty_quarantine(budget);
+  return trim_reserve(budget, 0) || emptied;
+}
+
+void Shard::quarantine_slot(const CachedSlot& slot, std::size_t class_index,
+                            budget::Budget& budget) {
+  Quarantine& waiting = quarantine_[class_index - kFirstQuarantinedClass];
+  if (waiting.count == kQuarantineLength) {
+    // The oldest has waited its kQuarantineLength frees: back to its run, and the newest
+    // takes its place.
+    CachedSlot& oldest = waiting.slots[waiting.oldest];
+    return_slot(oldest, budget);
+    oldest = slot;
+    waiting.oldest = (waiting.oldest + 1) % kQuarantineLength;
+    return;
+  }
+  waiting.slots[(waiting.oldest + waiting.count) % kQuarantineLength] = slot;
+  ++waiting.count;
+  quarantined_bytes_ += kSlotSizes[class_index];
+}
+
+bool Shard::empty_quarantine(budget::Budget& budget) {
+  bool any = false;
+  for (std::size_t q = 0; q < kClassCount - kFirstQuarantinedClass; ++q) {
+    Quarantine& waiting = quarantine_[q];
+    for (; waiting.count > 0; --waiting.count) {
+      return_slot(waiting.slots[waiting.oldest], budget);
+      waiting.slots[waiting.oldest] = {};
+      waiting.oldest = (waiting.oldest + 1) % kQuarantineLength;
+      quarantined_bytes_ -= kSlotSizes[kFirstQuarantinedClass + q];
+      any = true;
+    }
+  }
+  return any;
+}
 
 bool Shard::hold_slot_pages(Run& run, std::size_t slot, budget::Budget& budget,
                             pages::Reclaimer reclaimer) {
@@ -472,7 +507,10 @@ bool Shard::range_reads_zero(Arena& arena, const void* pointer, std::size_t leng
   return zero;
 }
 
-void Shard::add_stats(ShardStats& stats) const { stats.reserved_bytes += reserved_bytes_; }
+void Shard::add_stats(ShardStats& stats) const {
+  stats.reserved_bytes += reserved_bytes_;
+  stats.quarantined_bytes += quarantined_bytes_;
+}
 
 void Shard::forget_arenas_after_fork() {
   lock_.reset_after_fork();
@@ -489,6 +527,10 @@ void Shard::forget_arenas_after_fork() {
     }
   }
   for (auto& head : runs_with_room_) head = nullptr;
+  // The quarantined slots are the parent's, in wiped arenas: they stay cached there (a free of
+  // one in the child is a double free) and are never handed out.
+  for (auto& waiting : quarantine_) waiting = Quarantine{};
+  quarantined_bytes_ = 0;
   arenas_ = nullptr;
   reserved_bytes_ = 0;
   empty_committed_pages_ = 0;

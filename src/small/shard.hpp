@@ -19,6 +19,7 @@ namespace lockbox::small {
 // What a shard counts itself; objects are counted by the threads that allocate them.
 struct ShardStats {
   std::size_t reserved_bytes = 0;
+  std::size_t quarantined_bytes = 0;
 };
 
 class alignas(kCacheLine) Shard {
@@ -31,6 +32,23 @@ class alignas(kCacheLine) Shard {
   // operations, each time hundreds of munlock, madvise, mprotect and mlock calls under the
   // shard lock.
   static constexpr std::size_t kMinReservePages = 64;
+
+  // Freed slots above 8 KiB wait in their shard's quarantine, not in thread caches: each waits
+  // for kQuarantineLength later frees of its class in this shard before it goes back to its run
+  // (where it stays marked taken until then, so no hand-out can pick it). Kept per thread, 32
+  // threads pinned 32 quarantines of these classes (up to 728 KiB each), committed and locked
+  // as the caches grew; per shard, the heap's four pin at most 4 x 728 KiB whatever the number
+  // of threads. Their frees took a shard lock already (bins of one eligible slot).
+  static constexpr std::size_t kQuarantineLength = 2;
+  static constexpr std::size_t kQuarantinedAbove = 8192;
+  static constexpr std::size_t kFirstQuarantinedClass = [] {
+    std::size_t c = 0;
+    while (kSlotSizes[c] <= kQuarantinedAbove) ++c;
+    return c;
+  }();
+  static constexpr bool quarantines(std::size_t class_index) {
+    return class_index >= kFirstQuarantinedClass;
+  }
 
   // All of these expect lock() to be held by the caller.
 
@@ -46,6 +64,9 @@ class alignas(kCacheLine) Shard {
   // Gives a cached (zeroed) slot back to its run: drops its page references, and gives the
   // run's pages back to the arena once it is empty.
   void return_slot(const CachedSlot& slot, budget::Budget& budget);
+  // A freed (checked, zeroed, cached) slot of a class quarantines() names joins the class's
+  // quarantine; the oldest goes back to its run once kQuarantineLength are waiting.
+  void quarantine_slot(const CachedSlot& slot, std::size_t class_index, budget::Budget& budget);
 
   // One slot without a thread cache: take_slots + hand_out, and take_back + return_slot.
   void* allocate(std::size_t size, std::size_t class_index, report::Operation operation,
@@ -71,7 +92,8 @@ class alignas(kCacheLine) Shard {
   // Drops one count (an object's or a caller's); at zero the page goes to the reserve or back
   // to the kernel.
   void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
-  // Releases every empty committed page; true if any was released.
+  // Gives back every quarantined slot, then releases every empty committed page; true if
+  // either freed anything (the quarantine is the first thing the budget takes back).
   bool release_empty_pages(budget::Budget& budget);
   std::size_t reserve_limit() const;
   void add_stats(ShardStats& stats) const;
@@ -115,7 +137,18 @@ class alignas(kCacheLine) Shard {
   void link(Run& run);
   void unlink(Run& run);
 
+  // Oldest first: slots[(oldest + i) % kQuarantineLength] for i < count.
+  struct Quarantine {
+    CachedSlot slots[kQuarantineLength];
+    std::uint32_t oldest = 0;
+    std::uint32_t count = 0;
+  };
+  // Returns every quarantined slot to its run; true if there was one.
+  bool empty_quarantine(budget::Budget& budget);
+
   FutexLock lock_;
+  Quarantine quarantine_[kClassCount - kFirstQuarantinedClass] = {};
+  std::size_t quarantined_bytes_ = 0;
   Run* runs_with_room_[kClassCount] = {};
   Arena* arenas_ = nullptr;
   std::size_t reserved_bytes_ = 0;

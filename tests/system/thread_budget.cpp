@@ -7,7 +7,8 @@
 //         with lockbox behind it: not one allocation may fail (before: 575 failed at 384 KiB).
 //         Nearer the edge (256 KiB) failures are rare but depend on timing, so the test keeps
 //         this margin; `thread_budget busy THREADS KIB` measures others (README's table).
-//   idle: eight threads each use every size class, free everything and park outside lockbox;
+//   idle: eight threads each use every size class (and slots above 8 KiB, quarantined in their
+//         shards), free everything and park outside lockbox;
 //         then the main thread fills the budget with 32-byte keys. It must fit as many as a
 //         process whose other threads never ran, but for a small, documented allowance.
 #include <lockbox/lockbox.h>
@@ -117,11 +118,13 @@ std::size_t keys_beside_idle_threads(int thread_count) {
     std::vector<std::thread> threads;
     for (int t = 0; t < thread_count; ++t) {
       threads.emplace_back([&] {
-        // Every size class, several times over, so that the cache and quarantine fill.
+        // Every size class, several times over, so that the cache and quarantine fill; and
+        // slots above 8 KiB, whose quarantine is their shard's.
         for (int round = 0; round < 4; ++round) {
           std::vector<void*> blocks;
           for (unsigned i = 0; i < 400; ++i) blocks.push_back(lockbox_malloc(mixed_size(i)));
           for (void* block : blocks) lockbox_free(block);
+          for (std::size_t big : {10000, 20000, 40000, 65000}) lockbox_free(lockbox_malloc(big));
         }
         ready.fetch_add(1);
         while (!done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -5,13 +5,17 @@
 #include <doctest/doctest.h>
 #include <lockbox/lockbox.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "heap/heap.hpp"
 #include "heap/thread_cache.hpp"
+#include "small/shard.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -26,10 +30,14 @@ lockbox_stats stats_now() {
 
 TEST_CASE("free(p) then malloc of the same size never gives p back within the quarantine") {
   // Key-sized (fast path), mid-sized and the largest class (general path).
-  for (std::size_t size : {1, 32, 64, 100, 1000, 4000, 8000}) {
+  // Above 8 KiB the quarantine is the shard's (this thread's frees are all in one shard here).
+  for (std::size_t size : {1, 32, 64, 100, 1000, 4000, 8000, 10000, 30000, 65000}) {
     CAPTURE(size);
     std::size_t class_index = lockbox::small::class_for_request(size);
-    std::uint32_t quarantine = lockbox::heap::ThreadCache::quarantine(class_index);
+    std::size_t quarantine = lockbox::small::Shard::quarantines(class_index)
+                                 ? lockbox::small::Shard::kQuarantineLength
+                                 : lockbox::heap::ThreadCache::quarantine(class_index);
+    CHECK(quarantine >= 2);
     // Every pointer freed in the last `quarantine` frees of the class is out of reach.
     std::vector<void*> recent;
     bool never_early = true;
@@ -55,6 +63,32 @@ TEST_CASE("the quarantine is counted in the stats, zero and locked") {
   CHECK(after.quarantined_bytes >= 48);
   CHECK(after.quarantined_bytes <= after.locked_bytes);
   CHECK(before.live_allocations == after.live_allocations);
+}
+
+TEST_CASE("a slot above 8 KiB freed by another thread waits in its shard's quarantine") {
+  // A class no other test uses, so that its quarantine in this shard starts empty.
+  constexpr std::size_t kSize = 24000;
+  constexpr std::size_t kSlot = 24576;
+  if (lockbox::heap::Heap::instance().small_request_limit() < kSize) {
+    MESSAGE("arenas from memfd_secret: 24,000 bytes is a large block here");
+    return;
+  }
+  void* block = lockbox_malloc(kSize);
+  REQUIRE(block != nullptr);
+  lockbox_stats before = stats_now();
+  std::thread([block] { lockbox_free(block); }).join();
+  lockbox_stats after = stats_now();
+  // The thread's exit gave its own cache back; the slot stays quarantined all the same.
+  CHECK(after.quarantined_bytes == before.quarantined_bytes + kSlot);
+  CHECK(after.live_allocations + 1 == before.live_allocations);
+  // Not handed out again, to this thread either, before kQuarantineLength later frees of the
+  // class in that shard.
+  for (std::size_t i = 0; i < lockbox::small::Shard::kQuarantineLength; ++i) {
+    void* next = lockbox_malloc(kSize);
+    REQUIRE(next != nullptr);
+    CHECK(next != block);
+    lockbox_free(next);
+  }
 }
 
 TEST_CASE("the slot handed out next cannot be foreseen from the order of earlier ones") {
@@ -127,6 +161,27 @@ TEST_CASE("a freed large block's range stays reserved, within the documented bou
     CHECK(after_huge.quarantined_large_bytes <= big + 2 * 4096);  // everything older went
     CHECK(after_huge.cached_large_bytes == 0);  // 300 MiB is beyond the cache's bound
   }
+}
+
+TEST_CASE("a large block the cache hands out again is resident, locked and writable") {
+  // The cache's pages are marked lock-on-fault, so that reopening them skips the kernel's
+  // populate walk: they must still be resident and locked when a block comes back.
+  constexpr std::size_t kSize = 256 << 10;
+  for (int i = 0; i < 40; ++i) lockbox_free(lockbox_malloc(kSize));
+  lockbox_stats before = stats_now();
+  auto* block = static_cast<unsigned char*>(lockbox_malloc(kSize));
+  REQUIRE(block != nullptr);
+  lockbox_stats after = stats_now();
+  CHECK(after.cached_large_bytes < before.cached_large_bytes);  // it came from the cache
+  CHECK(after.locked_bytes == before.locked_bytes);
+  CHECK(lockbox_test::kernel_says_locked(block, kSize));
+  CHECK(lockbox_test::page_protection(block) == "rw-");
+  std::vector<unsigned char> resident(kSize / 4096);
+  REQUIRE(mincore(block, kSize, resident.data()) == 0);
+  CHECK(std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; }));
+  CHECK(std::all_of(block, block + kSize, [](unsigned char b) { return b == 0; }));
+  std::fill(block, block + kSize, 0x5a);
+  lockbox_free(block);
 }
 
 TEST_CASE("a thread's exit gives its cache and quarantine back, without a C++ thread_local") {
