@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <thread>
@@ -89,6 +91,45 @@ TEST_CASE("a slot above 8 KiB freed by another thread waits in its shard's quara
     CHECK(next != block);
     lockbox_free(next);
   }
+}
+
+TEST_CASE("the quarantine of slots above 8 KiB does not grow with the number of threads") {
+  if (lockbox::heap::Heap::instance().small_request_limit() < 65000) {
+    MESSAGE("arenas from memfd_secret: these sizes are large blocks here");
+    return;
+  }
+  // 32 live threads, each of which has freed every class above 8 KiB three times: kept per
+  // thread, that was 32 full quarantines (23 MiB, locked); per shard, it is at most the shards'
+  // (4 x 728 KiB).
+  constexpr int kThreads = 32;
+  constexpr std::size_t kSizes[] = {10000, 12000, 14000, 16000, 20000, 24000,
+                                    28000, 32000, 40000, 48000, 56000, 65000};
+  std::atomic<int> done{0};
+  std::atomic<bool> finish{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 3; ++round) {
+        for (std::size_t size : kSizes) lockbox_free(lockbox_malloc(size));
+      }
+      done.fetch_add(1);
+      while (!finish.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  }
+  while (done.load() < kThreads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  lockbox_stats stats = stats_now();
+  finish.store(true);
+  for (auto& thread : threads) thread.join();
+  std::size_t one_quarantine = 0;  // every class above 8 KiB, kQuarantineLength slots each
+  for (std::size_t c = lockbox::small::Shard::kFirstQuarantinedClass;
+       c < lockbox::small::kClassCount; ++c) {
+    one_quarantine += lockbox::small::Shard::kQuarantineLength * lockbox::small::kSlotSizes[c];
+  }
+  CHECK(one_quarantine == 728 * 1024);  // README's figure
+  // The main thread's own quarantine of small classes (from other tests) comes on top: 243 KiB
+  // at most.
+  CHECK(stats.quarantined_bytes <= lockbox::heap::Heap::kShards * one_quarantine + 243 * 1024);
+  CHECK(stats.quarantined_bytes >= one_quarantine / 2);  // some shard did fill
 }
 
 TEST_CASE("the slot handed out next cannot be foreseen from the order of earlier ones") {
