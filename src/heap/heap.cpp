@@ -631,8 +631,15 @@ bool Heap::freed_range_reads_zero(const void* pointer, std::size_t length) {
 }
 
 void* Heap::allocate_guarded(std::size_t size) {
+  // The secret ends exactly at its trailing guard page, so that any overflow faults at once, a
+  // NUL byte included (a canary's first byte is zero, so a NUL in the slack would go unseen;
+  // libsodium's sodium_utils2 writes exactly that). Its alignment is the largest power of two
+  // that divides its size, up to 16: all that an object or array of that size can need, since a
+  // type's size is a multiple of its alignment.
+  std::size_t natural = size & (~size + 1);  // the lowest set bit; 0 when size is 0
+  std::size_t alignment = natural == 0 || natural > kMinAlignment ? kMinAlignment : natural;
   bool was_inside = enter_lockbox();
-  void* secret = allocate_large(size, kMinAlignment, true, was_inside);
+  void* secret = allocate_large(size, alignment, true, was_inside);
   leave_and_give_back_deferred(was_inside);
   return secret;
 }

@@ -49,7 +49,8 @@ class LargeHeap {
   // Bytes before the object checked for an underflow (when the data pages have them).
   static constexpr std::size_t kLeadingCanaryBytes = 16;
 
-  // nullptr with last_error set on failure. `alignment` is a power of two >= 16.
+  // nullptr with last_error set on failure. `alignment` is a power of two, >= 16 but for a
+  // guarded secret (which is aligned to its size's lowest set bit, to end at its guard page).
   // `guarded`: a guarded secret (lockbox_guarded_alloc), whose pages the owner may switch
   // between no-access, read-only and read-write with protect().
   void* allocate(std::size_t size, std::size_t alignment, budget::Budget& budget,

@@ -297,6 +297,23 @@ TEST_CASE("guarded secrets: protection, free whatever the protection, realloc, b
   lockbox_free(ordinary);
 }
 
+TEST_CASE("a guarded secret ends at its guard page, aligned as its size allows") {
+  // Expected alignment: the largest power of two dividing the size, up to 16.
+  for (std::size_t size : {1, 17, 24, 100, 4095, 4096, 5000, 65536}) {
+    CAPTURE(size);
+    auto* secret = static_cast<unsigned char*>(lockbox_guarded_alloc(size));
+    REQUIRE(secret != nullptr);
+    auto address = reinterpret_cast<std::uintptr_t>(secret);
+    CHECK((address + size) % 4096 == 0);  // no slack: the next byte is the guard page
+    std::size_t natural = size & (~size + 1);
+    CHECK(address % (natural < 16 ? natural : 16) == 0);
+    CHECK(lockbox_test::page_protection(secret + size) == "---");
+    CHECK(lockbox_usable_size(secret) == size);
+    std::memset(secret, 0x5a, size);
+    lockbox_free(secret);
+  }
+}
+
 TEST_CASE("memeq and memzero") {
   unsigned char a[16], b[16];
   std::memset(a, 1, sizeof a);
