@@ -14,6 +14,7 @@
 #ifndef SYS_memfd_secret
 #define SYS_memfd_secret 447  // x86_64, Linux 5.14
 #endif
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -321,6 +322,14 @@ void write_stderr(const char* text, std::size_t length) {
 void abort_process() { std::abort(); }
 
 void yield_cpu() { ::sched_yield(); }
+
+std::uint64_t coarse_milliseconds() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  std::uint64_t ms = static_cast<std::uint64_t>(now.tv_sec) * 1000 +
+                     static_cast<std::uint64_t>(now.tv_nsec) / 1000000;
+  return ms == 0 ? 1 : ms;
+}
 
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
                   std::atomic<std::uint32_t>::is_always_lock_free,

@@ -118,6 +118,10 @@ void restore_signals(const SignalMask& saved);
 bool register_process_barrier();
 int process_barrier();
 
+// Milliseconds of CLOCK_MONOTONIC_COARSE: served by the vDSO, no system call, a few ns; at
+// least 1 (0 stays free to mean "not set"). Async-signal-safe.
+std::uint64_t coarse_milliseconds();
+
 void write_stderr(const char* text, std::size_t length);
 [[noreturn]] void abort_process();
 void yield_cpu();

@@ -204,7 +204,7 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
       // The pages after the one wanted wait, empty, in the reserve.
       empty_committed_pages_ += count - 1;
     } else if (!arena.secretmem) {
-      --empty_committed_pages_;  // taken back out of the reserve
+      note_page_left_reserve();
     }
   }
   ++arena.page_refcount[page];
@@ -236,7 +236,7 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& b
   }
   // Leave room for the objects that may still land on the page (at most 256).
   if (arena.page_refcount[page] >= UINT16_MAX - kMaxRunSlots) return EOVERFLOW;
-  if (arena.page_refcount[page]++ == 0 && !arena.secretmem) --empty_committed_pages_;
+  if (arena.page_refcount[page]++ == 0 && !arena.secretmem) note_page_left_reserve();
   return 0;
 }
 
@@ -251,9 +251,9 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
   // committed, zero and locked, and costs nothing more than the arena already does.
   if (arena.secretmem) return;
   if (arena.page_state[page] == PageState::kLocked) {
-    // Empty locked pages wait in the reserve; when it overflows, half of it goes at once, so
-    // a workload that shrinks and grows around one size makes no syscalls.
-    if (++empty_committed_pages_ > reserve_limit()) trim_reserve(budget, reserve_limit() / 2);
+    // Empty locked pages wait in the reserve, so that a workload that shrinks and grows around
+    // one size makes no syscalls; only a reserve that stays over its limit is trimmed.
+    if (++empty_committed_pages_ > reserve_limit()) trim_if_over_for_long(budget);
     return;
   }
   // A page BEST_EFFORT could not lock is not worth keeping (unless the kernel is out of
@@ -303,9 +303,32 @@ bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
       }
     }
   }
+  if (empty_committed_pages_ <= reserve_limit()) over_limit_since_ms_ = 0;
   // True only if something went back: a reclaimer that keeps answering true would be asked
   // forever.
   return released != 0;
+}
+
+void Shard::trim_if_over_for_long(budget::Budget& budget) {
+  // The delay is for a budget with room to spare: where the reserve could not be locked again
+  // on top of what is locked now (an ordinary user near RLIMIT_MEMLOCK, which the application's
+  // own mlock shares; a limit lowered by a privilege drop), it goes back at once, as it always
+  // did (down to half its limit, again at each page past it).
+  if (!budget.has_room(empty_committed_pages_ * os::kPageSize)) {
+    trim_reserve(budget, reserve_limit() / 2);
+    return;
+  }
+  std::uint64_t now = os::coarse_milliseconds();
+  if (over_limit_since_ms_ == 0) {
+    over_limit_since_ms_ = now;
+    return;
+  }
+  if (now - over_limit_since_ms_ < kTrimDelayMs) return;
+  // Three eighths of what stays committed: with `live` pages in use and `keep` left empty,
+  // keep = 3/8 (live + keep) gives keep = 3/5 live.
+  std::size_t live = committed_pages_ - empty_committed_pages_;
+  std::size_t keep = live * 3 / 5;
+  trim_reserve(budget, keep > kMinReservePages ? keep : kMinReservePages);
 }
 
 bool Shard::release_empty_pages(budget::Budget& budget) {
@@ -535,6 +558,7 @@ void Shard::forget_arenas_after_fork() {
   reserved_bytes_ = 0;
   empty_committed_pages_ = 0;
   committed_pages_ = 0;
+  over_limit_since_ms_ = 0;
 }
 
 }  // namespace lockbox::small

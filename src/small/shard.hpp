@@ -26,12 +26,21 @@ class alignas(kCacheLine) Shard {
  public:
   // Empty pages kept committed and locked, so that alloc/free churn makes no syscalls: at least
   // this many per shard, or three quarters of the shard's committed pages (the budget takes
-  // them back first when it runs short). A trim leaves half of that. Half of the committed
+  // them back first when it runs short). A trim leaves less (below). Half of the committed
   // pages was too little where thread caches hold big slots: their pages swing by hundreds per
   // shard, and 8 threads on 2 cores trimmed and committed again 55 times per 160,000
   // operations, each time hundreds of munlock, madvise, mprotect and mlock calls under the
   // shard lock.
   static constexpr std::size_t kMinReservePages = 64;
+  // A reserve over its limit is trimmed only once it has stayed over for this long, at the next
+  // page that empties after that, and then down to three eighths of the pages the shard keeps
+  // committed after the trim. A program that frees everything and allocates again (a batch of
+  // keys, a request's buffers) keeps its pages instead of giving them back and locking them
+  // again each time: 20,000 keys allocated then freed cost 111 ns per operation with the
+  // immediate trim, 59 without. The budget does not wait: when it runs short, the reserve goes
+  // back at once (release_empty_pages), and while it has no room for the reserve again on top
+  // of what is locked, the trim does not wait either.
+  static constexpr std::uint64_t kTrimDelayMs = 100;
 
   // Freed slots above 8 KiB wait in their shard's quarantine, not in thread caches: each waits
   // for kQuarantineLength later frees of its class in this shard before it goes back to its run
@@ -134,6 +143,13 @@ class alignas(kCacheLine) Shard {
   SlotPlace find_slot_on_held_pages(std::size_t class_index);
   // Releases empty locked pages until at most `target` remain; true if it released any.
   bool trim_reserve(budget::Budget& budget, std::size_t target);
+  // The reserve just went over its limit: starts the delay, or trims once it has passed.
+  void trim_if_over_for_long(budget::Budget& budget);
+  // A page left the reserve: once it is within its limit again, the delay starts over.
+  void note_page_left_reserve() {
+    --empty_committed_pages_;
+    if (empty_committed_pages_ <= reserve_limit()) over_limit_since_ms_ = 0;
+  }
   void link(Run& run);
   void unlink(Run& run);
 
@@ -154,6 +170,7 @@ class alignas(kCacheLine) Shard {
   std::size_t reserved_bytes_ = 0;
   std::size_t empty_committed_pages_ = 0;
   std::size_t committed_pages_ = 0;
+  std::uint64_t over_limit_since_ms_ = 0;  // 0: the reserve is within its limit
   RandomStream random_;  // canary keys and slot choices
 };
 
