@@ -199,6 +199,12 @@ bool Heap::give_back_for_budget(ThreadCache* cache) {
   // back at their next visit to a shard, when they see the epoch move.
   reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
   bool gave_back = cache != nullptr && flush_all(*cache);
+  // The shards' quarantines of slots above 8 KiB as well: no shard is held here, so none is in
+  // the middle of an operation whose runs the returned slots could change.
+  for (auto& shard : shards_) {
+    FutexLockGuard guard(shard.lock());
+    gave_back |= shard.empty_quarantine(budget_);
+  }
   // Outside lockbox while it waits for the others: two threads that run out of budget at once
   // must not each wait for the other to leave.
   leave_lockbox();
@@ -523,9 +529,13 @@ bool Heap::reclaim_from_shards(void* context) {
   for (std::size_t i = 0; i < kShards; ++i) {
     small::Shard& shard = reclaim->shards[i];
     if (i == reclaim->held) {
+      // In the middle of this shard's take_slots: its pages only, not its quarantine (whose
+      // slots would go back to runs that take_slots may be using); give_back_for_budget
+      // empties that one once no shard is held.
       released |= shard.release_empty_pages(*reclaim->budget);
     } else if (shard.lock().try_lock()) {
       // try_lock only: waiting here while holding our own shard could deadlock.
+      released |= shard.empty_quarantine(*reclaim->budget);
       released |= shard.release_empty_pages(*reclaim->budget);
       shard.lock().unlock();
     }

@@ -331,10 +331,7 @@ void Shard::trim_if_over_for_long(budget::Budget& budget) {
   trim_reserve(budget, keep > kMinReservePages ? keep : kMinReservePages);
 }
 
-bool Shard::release_empty_pages(budget::Budget& budget) {
-  bool emptied = empty_quarantine(budget);
-  return trim_reserve(budget, 0) || emptied;
-}
+bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
 
 void Shard::quarantine_slot(const CachedSlot& slot, std::size_t class_index,
                             budget::Budget& budget) {

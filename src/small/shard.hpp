@@ -101,9 +101,12 @@ class alignas(kCacheLine) Shard {
   // Drops one count (an object's or a caller's); at zero the page goes to the reserve or back
   // to the kernel.
   void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
-  // Gives back every quarantined slot, then releases every empty committed page; true if
-  // either freed anything (the quarantine is the first thing the budget takes back).
+  // Releases every empty committed page; true if any was released.
   bool release_empty_pages(budget::Budget& budget);
+  // Returns every quarantined slot to its run (the first thing the budget takes back); true if
+  // there was one. Never from inside one of this shard's own operations (the reclaimer called
+  // by take_slots): returning slots may link and dissolve the runs that operation is using.
+  bool empty_quarantine(budget::Budget& budget);
   std::size_t reserve_limit() const;
   void add_stats(ShardStats& stats) const;
 
@@ -159,8 +162,6 @@ class alignas(kCacheLine) Shard {
     std::uint32_t oldest = 0;
     std::uint32_t count = 0;
   };
-  // Returns every quarantined slot to its run; true if there was one.
-  bool empty_quarantine(budget::Budget& budget);
 
   FutexLock lock_;
   Quarantine quarantine_[kClassCount - kFirstQuarantinedClass] = {};

@@ -7,6 +7,8 @@
 //         with lockbox behind it: not one allocation may fail (before: 575 failed at 384 KiB).
 //         Nearer the edge (256 KiB) failures are rare but depend on timing, so the test keeps
 //         this margin; `thread_budget busy THREADS KIB` measures others (README's table).
+//   big:  32 threads at 8 MiB with slots up to 64 KiB and cross-thread frees: the budget runs
+//         short while shards hold quarantined slots above 8 KiB; nothing may fail or crash.
 //   idle: eight threads each use every size class (and slots above 8 KiB, quarantined in their
 //         shards), free everything and park outside lockbox;
 //         then the main thread fills the budget with 32-byte keys. It must fit as many as a
@@ -17,6 +19,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,6 +84,74 @@ int busy(int thread_count, std::size_t limit_kib) {
               "locked %zu bytes\n", thread_count, limit_kib, failures.load(), most_live.load(),
               stats.peak_locked_bytes);
   CHECK(failures.load() == 0);
+  CHECK(stats.peak_locked_bytes <= kLimit);
+  return lockbox_test::finish();
+}
+
+// 32 threads as an ordinary user at 8 MiB, slots of 16 B to 64 KiB, half of them freed by
+// another thread: the budget runs short again and again, and each time every shard's
+// quarantine of slots above 8 KiB goes back. A build that emptied the quarantine of the very
+// shard whose take_slots had run out (from inside it) dissolved runs under it: this crashed
+// or reported writes after free that never happened, four runs of four.
+int big_slots() {
+  constexpr std::size_t kLimit = std::size_t{8} << 20;
+  std::string why = lockbox_test::become_unprivileged(kLimit);
+  CHECK_MESSAGE(why.empty(), "%s", why.c_str());
+  if (!why.empty()) return lockbox_test::finish();
+  if (lockbox_set_backend(LOCKBOX_BACKEND_ANON) != 0) {  // where slots go up to 64 KiB
+    CHECK_MESSAGE(false, "lockbox_set_backend: %s", lockbox_last_error());
+    return lockbox_test::finish();
+  }
+  constexpr int kThreads = 32;
+  constexpr std::size_t kShared = 64;
+  std::vector<std::atomic<void*>> shared(kShared);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::uint64_t state = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(t + 1);
+      auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+      };
+      std::vector<void*> mine;
+      for (int i = 0; i < 5000; ++i) {
+        std::size_t base = std::size_t{16} << (next() % 12);  // 16 B to 32 KiB
+        std::size_t size = base + next() % base;
+        if (size > 65528) size = 65528;
+        void* block = lockbox_malloc(size);
+        if (block == nullptr) {
+          if (failures.fetch_add(1) == 0) {
+            std::fprintf(stderr, "thread %d: %zu bytes: %s\n", t, size, lockbox_last_error());
+          }
+          continue;
+        }
+        std::memset(block, 0x55, size < 64 ? size : 64);
+        if (next() % 2 == 0) {
+          if (void* other = shared[next() % kShared].exchange(block)) lockbox_free(other);
+        } else {
+          mine.push_back(block);
+          if (mine.size() > 4) {
+            std::size_t victim = next() % mine.size();
+            lockbox_free(mine[victim]);
+            mine[victim] = mine.back();
+            mine.pop_back();
+          }
+        }
+      }
+      for (void* block : mine) lockbox_free(block);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (auto& slot : shared) lockbox_free(slot.exchange(nullptr));
+  lockbox_stats stats;
+  lockbox_get_stats(&stats, sizeof stats);
+  std::printf("32 threads at 8 MiB, 16 B to 64 KiB: %d failed allocations, peak locked %zu\n",
+              failures.load(), stats.peak_locked_bytes);
+  CHECK(failures.load() == 0);
+  CHECK(stats.live_allocations == 0);
   CHECK(stats.peak_locked_bytes <= kLimit);
   return lockbox_test::finish();
 }
@@ -174,6 +245,7 @@ int main(int argc, char** argv) {
     return busy(threads, limit_kib);
   }
   if (std::strcmp(mode, "idle") == 0) return idle();
-  std::fprintf(stderr, "usage: thread_budget busy|idle\n");
+  if (std::strcmp(mode, "big") == 0) return big_slots();
+  std::fprintf(stderr, "usage: thread_budget busy|idle|big\n");
   return 2;
 }
