@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "support/process.hpp"
+#include "support/thread_traffic.hpp"
 
 namespace {
 
@@ -90,63 +91,6 @@ void large(std::size_t bytes, std::size_t cycles) {
   marker("cost:end");
 }
 
-// One thread's traffic in the threads workloads: blocks of 16 B to 64 KiB, each written; half
-// are swapped into `shared`, where another thread finds and frees them, the rest are kept (at
-// most 4) and freed in random order.
-class ThreadTraffic {
- public:
-  // any_size: powers of two from 16 B to 64 KiB, so one block in 13 is a large block (65,536
-  // bytes); otherwise every size from 16 B to 65,528 bytes, spread evenly over the doublings,
-  // all of them slots.
-  ThreadTraffic(std::vector<std::atomic<void*>>& shared, int id, bool any_size)
-      : shared_(shared), state_(0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(id + 1)),
-        any_size_(any_size) {}
-
-  void run(std::size_t operations) {
-    for (std::size_t i = 0; i < operations; ++i) {
-      std::size_t size = next_size();
-      void* block = lockbox_malloc(size);
-      if (block == nullptr) fail("allocation refused");
-      std::memset(block, 1, size < 64 ? size : 64);
-      if (next() % 2 == 0) {
-        if (void* other = shared_[next() % shared_.size()].exchange(block)) lockbox_free(other);
-      } else {
-        mine_.push_back(block);
-        if (mine_.size() > 4) {
-          std::size_t victim = next() % mine_.size();
-          lockbox_free(mine_[victim]);
-          mine_[victim] = mine_.back();
-          mine_.pop_back();
-        }
-      }
-    }
-  }
-  void free_own() {
-    for (void* block : mine_) lockbox_free(block);
-    mine_.clear();
-  }
-
- private:
-  std::uint64_t next() {
-    state_ ^= state_ << 13;
-    state_ ^= state_ >> 7;
-    state_ ^= state_ << 17;
-    return state_;
-  }
-  std::size_t next_size() {
-    if (any_size_) return std::size_t{16} << (next() % 13);
-    std::size_t base = std::size_t{16} << (next() % 12);  // 16 B to 32 KiB
-    std::size_t size = base + next() % base;
-    return size < kBiggestSlotRequest ? size : kBiggestSlotRequest;
-  }
-  static constexpr std::size_t kBiggestSlotRequest = 65528;
-
-  std::vector<std::atomic<void*>>& shared_;
-  std::uint64_t state_;
-  bool any_size_;
-  std::vector<void*> mine_;
-};
-
 constexpr std::size_t kSharedBlocks = 64;  // and 4 of its own per thread: about 2 MiB live at 32
 
 void threads(int count, std::size_t operations) {
@@ -155,8 +99,8 @@ void threads(int count, std::size_t operations) {
     std::vector<std::thread> workers;
     for (int t = 0; t < count; ++t) {
       workers.emplace_back([&shared, t, n] {
-        ThreadTraffic traffic(shared, t, true);
-        traffic.run(n);
+        lockbox_test::ThreadTraffic traffic(shared, t, true);
+        if (traffic.run(n) != 0) fail("allocation refused");
         traffic.free_own();
       });
     }
@@ -178,11 +122,11 @@ void steady_threads(int count, std::size_t operations) {
   std::vector<std::thread> workers;
   for (int t = 0; t < count; ++t) {
     workers.emplace_back([&shared, &phase, t, operations] {
-      ThreadTraffic traffic(shared, t, false);
-      traffic.run(operations);
+      lockbox_test::ThreadTraffic traffic(shared, t, false);
+      if (traffic.run(operations) != 0) fail("allocation refused");
       phase.arrive_and_wait();  // warmed up
       phase.arrive_and_wait();  // the begin marker is written
-      traffic.run(operations);
+      if (traffic.run(operations) != 0) fail("allocation refused");
       phase.arrive_and_wait();  // measured
       phase.arrive_and_wait();  // the end marker is written
       traffic.free_own();

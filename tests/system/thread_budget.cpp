@@ -29,6 +29,7 @@
 
 #include "support/check.hpp"
 #include "support/process.hpp"
+#include "support/thread_traffic.hpp"
 
 namespace {
 
@@ -92,7 +93,7 @@ int busy(int thread_count, std::size_t limit_kib) {
 // another thread: the budget runs short again and again, and each time every shard's
 // quarantine of slots above 8 KiB goes back. A build that emptied the quarantine of the very
 // shard whose take_slots had run out (from inside it) dissolved runs under it: this crashed
-// or reported writes after free that never happened, four runs of four.
+// or reported writes after free that never happened, six runs of six.
 int big_slots() {
   constexpr std::size_t kLimit = std::size_t{8} << 20;
   std::string why = lockbox_test::become_unprivileged(kLimit);
@@ -103,52 +104,21 @@ int big_slots() {
     return lockbox_test::finish();
   }
   constexpr int kThreads = 32;
-  constexpr std::size_t kShared = 64;
-  std::vector<std::atomic<void*>> shared(kShared);
-  std::atomic<int> failures{0};
+  std::vector<std::atomic<void*>> shared(64);
+  std::atomic<std::size_t> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      std::uint64_t state = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(t + 1);
-      auto next = [&] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
-      };
-      std::vector<void*> mine;
-      for (int i = 0; i < 5000; ++i) {
-        std::size_t base = std::size_t{16} << (next() % 12);  // 16 B to 32 KiB
-        std::size_t size = base + next() % base;
-        if (size > 65528) size = 65528;
-        void* block = lockbox_malloc(size);
-        if (block == nullptr) {
-          if (failures.fetch_add(1) == 0) {
-            std::fprintf(stderr, "thread %d: %zu bytes: %s\n", t, size, lockbox_last_error());
-          }
-          continue;
-        }
-        std::memset(block, 0x55, size < 64 ? size : 64);
-        if (next() % 2 == 0) {
-          if (void* other = shared[next() % kShared].exchange(block)) lockbox_free(other);
-        } else {
-          mine.push_back(block);
-          if (mine.size() > 4) {
-            std::size_t victim = next() % mine.size();
-            lockbox_free(mine[victim]);
-            mine[victim] = mine.back();
-            mine.pop_back();
-          }
-        }
-      }
-      for (void* block : mine) lockbox_free(block);
+      lockbox_test::ThreadTraffic traffic(shared, t, false);  // slots only
+      failures.fetch_add(traffic.run(10000));
+      traffic.free_own();
     });
   }
   for (auto& thread : threads) thread.join();
   for (auto& slot : shared) lockbox_free(slot.exchange(nullptr));
   lockbox_stats stats;
   lockbox_get_stats(&stats, sizeof stats);
-  std::printf("32 threads at 8 MiB, 16 B to 64 KiB: %d failed allocations, peak locked %zu\n",
+  std::printf("32 threads at 8 MiB, 16 B to 64 KiB: %zu failed allocations, peak locked %zu\n",
               failures.load(), stats.peak_locked_bytes);
   CHECK(failures.load() == 0);
   CHECK(stats.live_allocations == 0);
