@@ -450,6 +450,15 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
   leave_and_give_back_deferred(false);
 }
 
+void Heap::count_freed_object(ThreadCache* cache, std::size_t requested) {
+  if (cache != nullptr) {
+    cache->add_to_live_counts(-1, -static_cast<std::int64_t>(requested));
+  } else {
+    retired_objects_.fetch_sub(1, std::memory_order_relaxed);
+    retired_bytes_.fetch_sub(static_cast<std::int64_t>(requested), std::memory_order_relaxed);
+  }
+}
+
 void Heap::keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
                            small::FreedSlot freed) {
   if (small::Shard::quarantines(freed.class_index)) {
@@ -461,14 +470,8 @@ void Heap::keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointe
       shard.quarantine_slot({static_cast<unsigned char*>(pointer), &arena}, freed.class_index,
                             budget_);
     }
-    if (cache != nullptr) {
-      cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
-      answer_reclaim(*cache);
-    } else {
-      retired_objects_.fetch_sub(1, std::memory_order_relaxed);
-      retired_bytes_.fetch_sub(static_cast<std::int64_t>(freed.requested),
-                               std::memory_order_relaxed);
-    }
+    count_freed_object(cache, freed.requested);
+    if (cache != nullptr) answer_reclaim(*cache);
     return;
   }
   if (cache == nullptr) {
@@ -476,12 +479,10 @@ void Heap::keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointe
     small::Shard& shard = shards_[arena.shard_index];
     FutexLockGuard guard(shard.lock());
     shard.return_slot({static_cast<unsigned char*>(pointer), &arena}, budget_);
-    retired_objects_.fetch_sub(1, std::memory_order_relaxed);
-    retired_bytes_.fetch_sub(static_cast<std::int64_t>(freed.requested),
-                             std::memory_order_relaxed);
+    count_freed_object(cache, freed.requested);
     return;
   }
-  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
+  count_freed_object(cache, freed.requested);
   ThreadCache::Bin& bin = cache->bins[freed.class_index];
   if (bin.held() == ThreadCache::limit(freed.class_index)) [[unlikely]] {
     answer_reclaim(*cache);

@@ -128,6 +128,9 @@ class Heap {
   // A freed slot (checked and zeroed) joins this thread's cache, or its run when there is none.
   void keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
                        small::FreedSlot freed);
+  // One object of `requested` bytes fewer: in the thread's own counts, or in the retired
+  // totals when the thread has no cache.
+  void count_freed_object(ThreadCache* cache, std::size_t requested);
   // `read` of a slot's word, under its shard's lock; without the lock in a handler that
   // interrupted lockbox, which cannot take it (a live slot's word needs none).
   template <typename Read>

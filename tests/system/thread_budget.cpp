@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "support/check.hpp"
+#include "support/parked_threads.hpp"
 #include "support/process.hpp"
 #include "support/thread_traffic.hpp"
 
@@ -154,27 +155,21 @@ std::size_t keys_beside_idle_threads(int thread_count) {
     // it is made, so at 1 MiB the budget would say which shard gets the one arena it affords,
     // not what the caches hold.
     if (lockbox_set_backend(LOCKBOX_BACKEND_ANON) != 0) _exit(4);
-    std::atomic<int> ready{0};
-    std::atomic<bool> done{false};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < thread_count; ++t) {
-      threads.emplace_back([&] {
-        // Every size class, several times over, so that the cache and quarantine fill; and
-        // slots above 8 KiB, whose quarantine is their shard's.
-        for (int round = 0; round < 4; ++round) {
-          std::vector<void*> blocks;
-          for (unsigned i = 0; i < 400; ++i) blocks.push_back(lockbox_malloc(mixed_size(i)));
-          for (void* block : blocks) lockbox_free(block);
-          for (std::size_t big : {10000, 20000, 40000, 65000}) lockbox_free(lockbox_malloc(big));
-        }
-        ready.fetch_add(1);
-        while (!done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      });
-    }
-    while (ready.load() < thread_count) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    std::size_t keys = fill_with_keys();
-    done.store(true);
-    for (auto& thread : threads) thread.join();
+    std::size_t keys = lockbox_test::while_threads_park(
+        thread_count,
+        [] {
+          // Every size class, several times over, so that the cache and quarantine fill; and
+          // slots above 8 KiB, whose quarantine is their shard's.
+          for (int round = 0; round < 4; ++round) {
+            std::vector<void*> blocks;
+            for (unsigned i = 0; i < 400; ++i) blocks.push_back(lockbox_malloc(mixed_size(i)));
+            for (void* block : blocks) lockbox_free(block);
+            for (std::size_t big : {10000, 20000, 40000, 65000}) {
+              lockbox_free(lockbox_malloc(big));
+            }
+          }
+        },
+        [] { return fill_with_keys(); });
     if (write(pipe_ends[1], &keys, sizeof keys) != sizeof keys) _exit(3);
     _exit(0);
   }

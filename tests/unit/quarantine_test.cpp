@@ -8,8 +8,6 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <set>
 #include <thread>
@@ -18,6 +16,7 @@
 #include "heap/heap.hpp"
 #include "heap/thread_cache.hpp"
 #include "small/shard.hpp"
+#include "support/parked_threads.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -107,22 +106,14 @@ TEST_CASE("the quarantine of slots above 8 KiB does not grow with the number of 
   constexpr int kThreads = 32;
   constexpr std::size_t kSizes[] = {10000, 12000, 14000, 16000, 20000,
                                     28000, 32000, 40000, 48000, 56000, 65000};
-  std::atomic<int> done{0};
-  std::atomic<bool> finish{false};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      for (int round = 0; round < 3; ++round) {
-        for (std::size_t size : kSizes) lockbox_free(lockbox_malloc(size));
-      }
-      done.fetch_add(1);
-      while (!finish.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    });
-  }
-  while (done.load() < kThreads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  lockbox_stats stats = stats_now();
-  finish.store(true);
-  for (auto& thread : threads) thread.join();
+  lockbox_stats stats = lockbox_test::while_threads_park(
+      kThreads,
+      [&] {
+        for (int round = 0; round < 3; ++round) {
+          for (std::size_t size : kSizes) lockbox_free(lockbox_malloc(size));
+        }
+      },
+      [] { return stats_now(); });
   std::size_t one_quarantine = 0;  // every class above 8 KiB, kQuarantineLength slots each
   for (std::size_t c = lockbox::small::Shard::kFirstQuarantinedClass;
        c < lockbox::small::kClassCount; ++c) {
