@@ -374,8 +374,9 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   std::atomic<small::SlotWord>* slot = small::slot_word_for(arena, pointer);
   if (cache == nullptr || slot == nullptr || is_inherited(arena) || inside_lockbox()) [[unlikely]]
     return free_small_general(arena, pointer, operation);
-  // The slot's word is the object's, not the cache's: it may be read before entering.
-  small::SlotWord word = slot->load(std::memory_order_relaxed);
+  // The slot's word is the object's, not the cache's: it may be read before entering. Acquire:
+  // take_back checks the canary hand_out wrote before its release, from another thread perhaps.
+  small::SlotWord word = slot->load(std::memory_order_acquire);
   std::size_t class_index = small::slot_class(word);
   if (class_index >= small::kKeySizedClasses) [[unlikely]]
     return free_small_general(arena, pointer, operation);

@@ -9,6 +9,7 @@
 // Every failure leaves through report/, out of line.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -144,20 +145,33 @@ inline void zero_slot(unsigned char* bytes, std::size_t length) {
 
 }  // namespace detail
 
+// The masks of the slack in a granule whose first `skip` bytes (1 to 15) are the canary's: which
+// bytes of its two words are slack. One load, not four shifts by a variable count.
+struct SlackMasks {
+  std::uint64_t low, high;
+};
+inline constexpr auto kSlackMasks = [] {
+  using canary::detail::bytes_from;
+  std::array<SlackMasks, kGranule> masks{};
+  for (std::size_t skip = 1; skip < kGranule; ++skip) {
+    masks[skip] = {bytes_from(skip < 8 ? skip : 8), bytes_from(skip > 8 ? skip - 8 : 0)};
+  }
+  return masks;
+}();
+
 // The bytes after a slot's canary window, to the slot's end, still read zero (they did on
 // hand-out): the part of the window's last granule past it, masked, then whole granules with
 // the slot scan above. For most slots the first part is all there is.
 inline bool slot_slack_zero(const unsigned char* slot, const SlotCanary& canary,
                             std::size_t slot_size) {
-  using canary::detail::bytes_from;
   using canary::detail::load_word;
   std::size_t from = canary.window + kCanaryWindow;
   std::size_t whole = (from + kGranule - 1) & ~(kGranule - 1);  // <= slot_size
   std::uint64_t any = 0;
   if (whole != from) {
-    std::size_t granule = whole - kGranule, skip = from - granule;  // skip: 1 to 15
-    any = (load_word(slot + granule) & bytes_from(skip < 8 ? skip : 8)) |
-          (load_word(slot + granule + 8) & bytes_from(skip > 8 ? skip - 8 : 0));
+    std::size_t granule = whole - kGranule;
+    const SlackMasks& masks = kSlackMasks[from - granule];
+    any = (load_word(slot + granule) & masks.low) | (load_word(slot + granule + 8) & masks.high);
   }
   return any == 0 && (whole == slot_size || detail::all_zero(slot + whole, slot_size - whole));
 }
@@ -218,37 +232,52 @@ struct FreedSlot {
   report::fatal_invalid_pointer(operation, pointer);
 }
 
-// The application gives `pointer` back, and its slot's word `slot` read `word` a moment ago:
+// The application gives `pointer` back, and its slot's word `slot` read `word` a moment ago
+// (an acquire load: the canary and size that hand_out wrote before its release are seen here):
 // fatal if it is not a live slot (double free, pointer lockbox never returned), its canary is
 // broken or its slack was written; then the slot is zeroed and marked cached.
+//
+// The canary and the slack are checked before the atomic step, not after it: the locked
+// instruction holds back the loads behind it until it completes, and the checks waited for it
+// on every free (a few cycles of a 32-byte pair). A check that fails reads the word again before
+// it blames the canary: a second thread that freed the same pointer meanwhile, and zeroed it,
+// makes this free a double free, as the atomic step would have found.
 inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord word,
                            Operation operation) {
+  if (slot_state(word) != kSlotLive) report_not_live(operation, pointer, word);
   std::size_t class_index = slot_class(word);
-  // One atomic step: of two threads freeing the same pointer at once, only one wins. acq_rel:
-  // the acquire pairs with hand_out's release (the canary and size it wrote are seen here); the
-  // release makes the change to cached a release like every other state change (on x86 both
-  // come with the locked instruction anyway). The relaxed load that found `word` only chose the
-  // path; this exchange decides.
-  if constexpr (bench_switches::kNoCas) {
-    if (slot_state(word) != kSlotLive) report_not_live(operation, pointer, word);
-    slot.store(slot_word(kSlotCached, class_index, 0, word), std::memory_order_relaxed);
-  } else if (slot_state(word) != kSlotLive ||
-             !slot.compare_exchange_strong(word, slot_word(kSlotCached, class_index, 0, word),
-                                           std::memory_order_acq_rel)) {
-    report_not_live(operation, pointer, word);
-  }
   auto* bytes = static_cast<unsigned char*>(pointer);
   std::size_t requested = slot_requested(word);
   std::size_t slot_size = kSlotSizes[class_index];
-  SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
-  sanitizers::released(bytes);
   sanitizers::unpoison(bytes, slot_size);
   if constexpr (!bench_switches::kNoCanary) {
-    if (!slot_canary_intact(bytes, canary)) report::fatal_canary_broken(operation, pointer);
-    if (!slot_slack_zero(bytes, canary, slot_size)) {
+    SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
+    bool canary_intact = slot_canary_intact(bytes, canary);
+    if (!canary_intact || !slot_slack_zero(bytes, canary, slot_size)) [[unlikely]] {
+      // The word changed: another free took the slot meanwhile (perhaps it was handed out
+      // again since).
+      if (slot.load(std::memory_order_acquire) != word) {
+        report::fatal_double_free(operation, pointer);
+      }
+      if (!canary_intact) report::fatal_canary_broken(operation, pointer);
       report::fatal_slack_written(operation, pointer);
     }
   }
+  // One atomic step: of two threads freeing the same pointer at once, only one wins (a live
+  // word changes only by a free, so the loser's is a double free). The release makes the change
+  // to cached a release like every other state change of a slot word.
+  if constexpr (bench_switches::kNoCas) {
+    slot.store(slot_word(kSlotCached, class_index, 0, word), std::memory_order_relaxed);
+  } else {
+    SlotWord expected = word;
+    if (!slot.compare_exchange_strong(expected, slot_word(kSlotCached, class_index, 0, word),
+                                      std::memory_order_release, std::memory_order_relaxed)) {
+      report::fatal_double_free(operation, pointer);
+    }
+  }
+  // memcheck forgets the block (a later use is a use after free), then lockbox zeroes it.
+  sanitizers::released(bytes);
+  sanitizers::unpoison(bytes, slot_size);
   detail::zero_slot(bytes, slot_size);
   sanitizers::poison(bytes, slot_size);
   return {class_index, requested};
@@ -273,7 +302,7 @@ inline void retire_inherited_slot(Arena& arena, void* pointer, Operation operati
 inline FreedSlot take_back(Arena& arena, void* pointer, Operation operation) {
   std::atomic<SlotWord>* slot = slot_word_for(arena, pointer);
   if (slot == nullptr) report::fatal_invalid_pointer(operation, pointer);
-  return take_back(pointer, *slot, slot->load(std::memory_order_relaxed), operation);
+  return take_back(pointer, *slot, slot->load(std::memory_order_acquire), operation);
 }
 
 }  // namespace lockbox::small

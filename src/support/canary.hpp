@@ -21,10 +21,10 @@ inline std::uint64_t load_word(const unsigned char* at) {
 inline void store_word(unsigned char* at, std::uint64_t word) { std::memcpy(at, &word, 8); }
 // The bytes of a word from byte `first` (0..8) on, and the bytes before byte `end` (0..8). Two
 // shifts each, so that 8 (a shift by 64 in one step) gives an empty or a full mask.
-inline std::uint64_t bytes_from(std::size_t first) {
+constexpr std::uint64_t bytes_from(std::size_t first) {
   return (~std::uint64_t{0} << (4 * first)) << (4 * first);
 }
-inline std::uint64_t bytes_before(std::size_t end) { return ~bytes_from(end); }
+constexpr std::uint64_t bytes_before(std::size_t end) { return ~bytes_from(end); }
 }  // namespace detail
 
 // Where a span's first byte must read zero: after an object (a string stops there), not before
