@@ -143,8 +143,6 @@ inline void zero_slot(unsigned char* bytes, std::size_t length) {
   keep_stores(bytes);
 }
 
-}  // namespace detail
-
 // The masks of the slack in a granule whose first `skip` bytes (1 to 15) are the canary's: which
 // bytes of its two words are slack. One load, not four shifts by a variable count.
 struct SlackMasks {
@@ -159,6 +157,8 @@ inline constexpr auto kSlackMasks = [] {
   return masks;
 }();
 
+}  // namespace detail
+
 // The bytes after a slot's canary window, to the slot's end, still read zero (they did on
 // hand-out): the part of the window's last granule past it, masked, then whole granules with
 // the slot scan above. For most slots the first part is all there is.
@@ -170,7 +170,7 @@ inline bool slot_slack_zero(const unsigned char* slot, const SlotCanary& canary,
   std::uint64_t any = 0;
   if (whole != from) {
     std::size_t granule = whole - kGranule;
-    const SlackMasks& masks = kSlackMasks[from - granule];
+    const detail::SlackMasks& masks = detail::kSlackMasks[from - granule];
     any = (load_word(slot + granule) & masks.low) | (load_word(slot + granule + 8) & masks.high);
   }
   return any == 0 && (whole == slot_size || detail::all_zero(slot + whole, slot_size - whole));
@@ -249,6 +249,8 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
   auto* bytes = static_cast<unsigned char*>(pointer);
   std::size_t requested = slot_requested(word);
   std::size_t slot_size = kSlotSizes[class_index];
+  // memcheck forgets the block (a later use is a use after free); lockbox reads and zeroes it.
+  sanitizers::released(bytes);
   sanitizers::unpoison(bytes, slot_size);
   if constexpr (!bench_switches::kNoCanary) {
     SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
@@ -275,9 +277,6 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
       report::fatal_double_free(operation, pointer);
     }
   }
-  // memcheck forgets the block (a later use is a use after free), then lockbox zeroes it.
-  sanitizers::released(bytes);
-  sanitizers::unpoison(bytes, slot_size);
   detail::zero_slot(bytes, slot_size);
   sanitizers::poison(bytes, slot_size);
   return {class_index, requested};
