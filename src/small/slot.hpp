@@ -235,7 +235,8 @@ struct FreedSlot {
 // The application gives `pointer` back, and its slot's word `slot` read `word` a moment ago
 // (an acquire load: the canary and size that hand_out wrote before its release are seen here):
 // fatal if it is not a live slot (double free, pointer lockbox never returned), its canary is
-// broken or its slack was written; then the slot is zeroed and marked cached.
+// broken or its slack was written; then the slot is zeroed (through its canary window: the slack
+// beyond reads zero already) and marked cached.
 //
 // The canary and the slack are checked before the atomic step, not after it: the locked
 // instruction holds back the loads behind it until it completes, and the checks waited for it
@@ -252,8 +253,15 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
   // memcheck forgets the block (a later use is a use after free); lockbox reads and zeroes it.
   sanitizers::released(bytes);
   sanitizers::unpoison(bytes, slot_size);
+  // Past the canary window, only slack, which must read zero (checked below): a slot above the
+  // key sizes is zeroed only through the window's last granule. A 16 KiB buffer sits in a
+  // 20 KiB slot, and the 4 KiB after its canary were written again on every free.
+  std::size_t written = slot_size;
   if constexpr (!bench_switches::kNoCanary) {
     SlotCanary canary = slot_canary(requested, slot_size, slot_canary_key(word));
+    if (class_index >= kKeySizedClasses) {
+      written = (canary.window + kCanaryWindow + kGranule - 1) & ~(kGranule - 1);
+    }
     bool canary_intact = slot_canary_intact(bytes, canary);
     if (!canary_intact || !slot_slack_zero(bytes, canary, slot_size)) [[unlikely]] {
       // The word changed: another free took the slot meanwhile (perhaps it was handed out
@@ -277,7 +285,7 @@ inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord 
       report::fatal_double_free(operation, pointer);
     }
   }
-  detail::zero_slot(bytes, slot_size);
+  detail::zero_slot(bytes, written);
   sanitizers::poison(bytes, slot_size);
   return {class_index, requested};
 }

@@ -119,3 +119,26 @@ TEST_CASE("zeroing a slot clears exactly the bytes asked for, at every length") 
     REQUIRE(rest_untouched);
   }
 }
+
+TEST_CASE("a free leaves the whole slot zero, whatever the object held, and nothing outside it") {
+  // A slot above the key sizes is zeroed only through its canary window (the slack beyond must
+  // read zero already): every size of the small classes, and the boundaries of the rest.
+  for_each_request([](std::size_t size, std::size_t class_index) {
+    std::size_t slot_size = kSlotSizes[class_index];
+    if (slot_size > 256 && size + 24 < slot_size && size % 61 != 0) return;
+    std::memset(g_slot, 0, sizeof g_slot);
+    g_slot[slot_size] = 0x77;  // the next slot's first byte
+    SlotWord word = slot_word(kSlotLive, class_index, size, slot_canary_bits(kKey));
+    std::atomic<SlotWord> slot{word};
+    write_slot_canary(g_slot, slot_canary(size, slot_size, kKey));
+    std::memset(g_slot, 0xa5, size);
+    FreedSlot freed = take_back(g_slot, slot, word, lockbox::report::Operation::kFree);
+    bool slot_zero = true;
+    for (std::size_t i = 0; i < slot_size; ++i) slot_zero &= g_slot[i] == 0;
+    CAPTURE(size);
+    REQUIRE(slot_zero);
+    REQUIRE(g_slot[slot_size] == 0x77);
+    REQUIRE(freed.requested == size);
+    REQUIRE(slot_state(slot.load()) == kSlotCached);
+  });
+}
