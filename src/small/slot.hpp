@@ -243,8 +243,9 @@ struct FreedSlot {
 // on every free (a few cycles of a 32-byte pair). A check that fails reads the word again before
 // it blames the canary: a second thread that freed the same pointer meanwhile, and zeroed it,
 // makes this free a double free, as the atomic step would have found.
-inline FreedSlot take_back(void* pointer, std::atomic<SlotWord>& slot, SlotWord word,
-                           Operation operation) {
+__attribute__((always_inline)) inline FreedSlot take_back(void* pointer,
+                                                          std::atomic<SlotWord>& slot,
+                                                          SlotWord word, Operation operation) {
   if (slot_state(word) != kSlotLive) report_not_live(operation, pointer, word);
   std::size_t class_index = slot_class(word);
   auto* bytes = static_cast<unsigned char*>(pointer);
