@@ -12,6 +12,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "small/size_class.hpp"
 #include "support/canary.hpp"
@@ -64,11 +65,15 @@ inline void write_slot_canary(unsigned char* slot, const SlotCanary& canary) {
   canary::detail::store_word(slot + canary.window + 8, canary.second);
 }
 
+// One 16-byte load, not two 8-byte ones: hand_out's two word stores become one 16-byte store,
+// which a key's free often reads back soon after. With the two loads a 32-byte pair took 2 to 3
+// cycles more (of about 67; interleaved batches on AMD Zen 3).
 inline bool slot_canary_intact(const unsigned char* slot, const SlotCanary& canary) {
-  using canary::detail::load_word;
-  std::uint64_t difference = (load_word(slot + canary.window) ^ canary.first) & canary.head;
-  difference |= load_word(slot + canary.window + 8) ^ canary.second;
-  return difference == 0;
+  using Window = std::uint64_t __attribute__((vector_size(16)));
+  Window held;
+  std::memcpy(&held, slot + canary.window, sizeof held);
+  Window difference = (held ^ Window{canary.first, canary.second}) & Window{canary.head, ~0ull};
+  return (difference[0] | difference[1]) == 0;
 }
 
 }  // namespace lockbox::small
