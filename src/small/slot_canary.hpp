@@ -4,7 +4,7 @@
 // 16 canary bytes; size classes guarantee 8). Its first byte is zero, so a string that runs past
 // the object stops there; the rest repeat a random 32-bit key drawn for the slot when it left its
 // run and kept in the slot's word (metadata, out of line): one leaked canary gives away that
-// slot's key and no other. Two word stores and two word loads at a computed offset, no loop and
+// slot's key and no other. Two word stores and one 16-byte load at a computed offset, no loop and
 // no branch on the size. The slack beyond the window stays zero and is checked on free too
 // (slot_slack_zero in slot.hpp, with the slot scan).
 #pragma once
