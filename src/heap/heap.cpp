@@ -346,14 +346,16 @@ std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
 
 // The fast paths: a key-sized slot from, or to, a thread cache that has one, or room for one.
 // They take no lock and call nothing that returns (only the fatal reports); everything else
-// goes to the general paths below, by a tail call.
+// goes to the general paths below, by a tail call. Slots above the key sizes, to 8 KiB, have
+// fast paths of their own (allocate_cached, free_cached), which may call the scan and memset.
 // Each enters lockbox (inside.hpp) before it reads its cache: a thread that runs out of budget
 // may be emptying it, and a signal handler that calls lockbox while the thread is inside must
 // not touch it. Either case goes to the general paths.
 void* Heap::allocate_small(std::size_t size, std::size_t class_index,
                            report::Operation operation) {
+  if (class_index >= small::kKeySizedClasses) return allocate_cached(size, class_index, operation);
   ThreadCache* cache = t_cache;
-  if (cache == nullptr || class_index >= small::kKeySizedClasses || inside_lockbox()) [[unlikely]]
+  if (cache == nullptr || inside_lockbox()) [[unlikely]]
     return allocate_small_general(size, class_index, operation);
   enter_lockbox_from_outside();
   if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
@@ -378,8 +380,9 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   // take_back checks the canary hand_out wrote before its release, from another thread perhaps.
   small::SlotWord word = slot->load(std::memory_order_acquire);
   std::size_t class_index = small::slot_class(word);
-  if (class_index >= small::kKeySizedClasses) [[unlikely]]
-    return free_small_general(arena, pointer, operation);
+  if (class_index >= small::kKeySizedClasses) {
+    return free_cached(arena, pointer, *slot, word, operation);
+  }
   enter_lockbox_from_outside();
   if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
       cache->bins[class_index].held() == ThreadCache::limit(class_index)) [[unlikely]] {
@@ -391,6 +394,53 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   cache->bins[class_index].push_freed(static_cast<unsigned char*>(pointer), &arena,
                                       ThreadCache::quarantine(class_index));
+  leave_lockbox_to_outside();
+  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
+}
+
+// Not inlined into the key paths, whose frames and saved registers would grow with it.
+__attribute__((noinline)) void* Heap::allocate_cached(std::size_t size, std::size_t class_index,
+                                                      report::Operation operation) {
+  ThreadCache* cache = t_cache;
+  if (cache == nullptr || small::Shard::quarantines(class_index) || inside_lockbox()) [[unlikely]]
+    return allocate_small_general(size, class_index, operation);
+  enter_lockbox_from_outside();
+  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
+      cache->bins[class_index].eligible() == 0 || cache->random.remaining() == 0) [[unlikely]] {
+    leave_lockbox_to_outside();
+    return allocate_small_general(size, class_index, operation);
+  }
+  cache->count_cached(class_index, -1);
+  void* pointer = hand_out_cached(*cache, class_index, size, operation);
+  leave_lockbox_to_outside();
+  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+    return give_back_deferred_then(pointer);
+  return pointer;
+}
+
+// free_small saw a live thread cache, an arena of this process, and this thread outside
+// lockbox; `word` is the slot's word, read with acquire.
+__attribute__((noinline)) void Heap::free_cached(small::Arena& arena, void* pointer,
+                                                 std::atomic<small::SlotWord>& slot,
+                                                 small::SlotWord word,
+                                                 report::Operation operation) {
+  ThreadCache* cache = t_cache;
+  std::size_t class_index = small::slot_class(word);
+  if (small::Shard::quarantines(class_index)) return free_small_general(arena, pointer, operation);
+  enter_lockbox_from_outside();
+  ThreadCache::Bin& bin = cache->bins[class_index];
+  // A full bin, or a cache at its share of the budget: the general path flushes or shrinks.
+  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
+      bin.held() == ThreadCache::limit(class_index) ||
+      cache->cached_bytes + small::kSlotSizes[class_index] > cache_share()) [[unlikely]] {
+    leave_lockbox_to_outside();
+    return free_small_general(arena, pointer, operation);
+  }
+  small::FreedSlot freed = small::take_back(pointer, slot, word, operation);
+  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
+  bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
+                 ThreadCache::quarantine(class_index));
+  cache->count_cached(class_index, 1);
   leave_lockbox_to_outside();
   if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
 }

@@ -121,6 +121,12 @@ class Heap {
   void* allocate_small_entered(std::size_t size, std::size_t class_index,
                                report::Operation operation);
   void free_small(small::Arena& arena, void* pointer, report::Operation operation);
+  // The fast paths of the classes above the key sizes that thread caches quarantine (to 8 KiB):
+  // those of the key sizes, plus the cached bytes the budget's share counts. Functions of their
+  // own: their slots are scanned and zeroed by calls, and the key paths stay leaf functions.
+  void* allocate_cached(std::size_t size, std::size_t class_index, report::Operation operation);
+  void free_cached(small::Arena& arena, void* pointer, std::atomic<small::SlotWord>& slot,
+                   small::SlotWord word, report::Operation operation);
   void free_small_general(small::Arena& arena, void* pointer, report::Operation operation);
   // A signal handler's free on a thread that was inside lockbox: the slot is checked and
   // zeroed now and waits in t_deferred for the interrupted call to return.
