@@ -123,7 +123,7 @@ class Heap {
   void free_small(small::Arena& arena, void* pointer, report::Operation operation);
   // The fast paths of the classes above the key sizes that thread caches quarantine (to 8 KiB):
   // those of the key sizes, plus the cached bytes the budget's share counts. Functions of their
-  // own: their slots are scanned and zeroed by calls, and the key paths stay leaf functions.
+  // own: their slots are scanned and zeroed by calls, which the key paths' frames do without.
   void* allocate_cached(std::size_t size, std::size_t class_index, report::Operation operation);
   void free_cached(small::Arena& arena, void* pointer, std::atomic<small::SlotWord>& slot,
                    small::SlotWord word, report::Operation operation);
