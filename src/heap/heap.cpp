@@ -351,10 +351,13 @@ std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
 // Each enters lockbox (inside.hpp) before it reads its cache: a thread that runs out of budget
 // may be emptying it, and a signal handler that calls lockbox while the thread is inside must
 // not touch it. Either case goes to the general paths.
-void* Heap::allocate_small(std::size_t size, std::size_t class_index,
-                           report::Operation operation) {
-  if (class_index >= small::kKeySizedClasses) return allocate_cached(size, class_index, operation);
-  ThreadCache* cache = t_cache;
+
+// The body both allocation fast paths share: a slot from this thread's bin, or the general
+// path. Key-sized slots are checked and zeroed in line (no loop, no call); the cached classes
+// above them count the bytes their bins hold.
+template <bool kKeySized>
+__attribute__((always_inline)) inline void* Heap::allocate_from_cache(
+    ThreadCache* cache, std::size_t size, std::size_t class_index, report::Operation operation) {
   if (cache == nullptr || inside_lockbox()) [[unlikely]]
     return allocate_small_general(size, class_index, operation);
   enter_lockbox_from_outside();
@@ -363,12 +366,51 @@ void* Heap::allocate_small(std::size_t size, std::size_t class_index,
     leave_lockbox_to_outside();
     return allocate_small_general(size, class_index, operation);
   }
-  if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
+  if constexpr (kKeySized) {
+    if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();  // no loop, no call
+  } else {
+    cache->count_cached(class_index, -1);
+  }
   void* pointer = hand_out_cached(*cache, class_index, size, operation);
   leave_lockbox_to_outside();
   if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
     return give_back_deferred_then(pointer);
   return pointer;
+}
+
+// The body both free fast paths share, once the caller saw a live thread cache, an arena of this
+// process, this thread outside lockbox and the slot's word (`word`, read with acquire).
+template <bool kKeySized>
+__attribute__((always_inline)) inline void Heap::free_to_cache(
+    ThreadCache* cache, small::Arena& arena, void* pointer, std::atomic<small::SlotWord>& slot,
+    small::SlotWord word, std::size_t class_index, report::Operation operation) {
+  enter_lockbox_from_outside();
+  ThreadCache::Bin& bin = cache->bins[class_index];
+  // A full bin, or (above the key sizes) a cache at its share of the budget: the general path
+  // flushes or shrinks.
+  bool over_share = !kKeySized && cache->cached_bytes + small::kSlotSizes[class_index] >
+                                      cache_share();
+  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
+      bin.held() == ThreadCache::limit(class_index) || over_share) [[unlikely]] {
+    leave_lockbox_to_outside();
+    return free_small_general(arena, pointer, operation);
+  }
+  if constexpr (kKeySized) {
+    if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
+  }
+  small::FreedSlot freed = small::take_back(pointer, slot, word, operation);
+  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
+  bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
+                 ThreadCache::quarantine(class_index));
+  if constexpr (!kKeySized) cache->count_cached(class_index, 1);
+  leave_lockbox_to_outside();
+  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
+}
+
+void* Heap::allocate_small(std::size_t size, std::size_t class_index,
+                           report::Operation operation) {
+  if (class_index >= small::kKeySizedClasses) return allocate_cached(size, class_index, operation);
+  return allocate_from_cache<true>(t_cache, size, class_index, operation);
 }
 
 void Heap::free_small(small::Arena& arena, void* pointer, report::Operation operation) {
@@ -383,66 +425,24 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   if (class_index >= small::kKeySizedClasses) {
     return free_cached(arena, pointer, *slot, word, operation);
   }
-  enter_lockbox_from_outside();
-  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
-      cache->bins[class_index].held() == ThreadCache::limit(class_index)) [[unlikely]] {
-    leave_lockbox_to_outside();
-    return free_small_general(arena, pointer, operation);
-  }
-  if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
-  small::FreedSlot freed = small::take_back(pointer, *slot, word, operation);
-  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
-  cache->bins[class_index].push_freed(static_cast<unsigned char*>(pointer), &arena,
-                                      ThreadCache::quarantine(class_index));
-  leave_lockbox_to_outside();
-  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
+  free_to_cache<true>(cache, arena, pointer, *slot, word, class_index, operation);
 }
 
-// Not inlined into the key paths, whose frames and saved registers would grow with it.
+// Not inlined into the key paths, whose frames and saved registers would grow with them.
 __attribute__((noinline)) void* Heap::allocate_cached(std::size_t size, std::size_t class_index,
                                                       report::Operation operation) {
-  ThreadCache* cache = t_cache;
-  if (cache == nullptr || small::Shard::quarantines(class_index) || inside_lockbox()) [[unlikely]]
+  if (small::Shard::quarantines(class_index)) [[unlikely]]
     return allocate_small_general(size, class_index, operation);
-  enter_lockbox_from_outside();
-  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
-      cache->bins[class_index].eligible() == 0 || cache->random.remaining() == 0) [[unlikely]] {
-    leave_lockbox_to_outside();
-    return allocate_small_general(size, class_index, operation);
-  }
-  cache->count_cached(class_index, -1);
-  void* pointer = hand_out_cached(*cache, class_index, size, operation);
-  leave_lockbox_to_outside();
-  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
-    return give_back_deferred_then(pointer);
-  return pointer;
+  return allocate_from_cache<false>(t_cache, size, class_index, operation);
 }
 
-// free_small saw a live thread cache, an arena of this process, and this thread outside
-// lockbox; `word` is the slot's word, read with acquire.
 __attribute__((noinline)) void Heap::free_cached(small::Arena& arena, void* pointer,
                                                  std::atomic<small::SlotWord>& slot,
                                                  small::SlotWord word,
                                                  report::Operation operation) {
-  ThreadCache* cache = t_cache;
   std::size_t class_index = small::slot_class(word);
   if (small::Shard::quarantines(class_index)) return free_small_general(arena, pointer, operation);
-  enter_lockbox_from_outside();
-  ThreadCache::Bin& bin = cache->bins[class_index];
-  // A full bin, or a cache at its share of the budget: the general path flushes or shrinks.
-  if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
-      bin.held() == ThreadCache::limit(class_index) ||
-      cache->cached_bytes + small::kSlotSizes[class_index] > cache_share()) [[unlikely]] {
-    leave_lockbox_to_outside();
-    return free_small_general(arena, pointer, operation);
-  }
-  small::FreedSlot freed = small::take_back(pointer, slot, word, operation);
-  cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
-  bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
-                 ThreadCache::quarantine(class_index));
-  cache->count_cached(class_index, 1);
-  leave_lockbox_to_outside();
-  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
+  free_to_cache<false>(t_cache, arena, pointer, slot, word, class_index, operation);
 }
 
 __attribute__((noinline)) void* Heap::give_back_deferred_then(void* pointer) {

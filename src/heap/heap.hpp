@@ -127,6 +127,14 @@ class Heap {
   void* allocate_cached(std::size_t size, std::size_t class_index, report::Operation operation);
   void free_cached(small::Arena& arena, void* pointer, std::atomic<small::SlotWord>& slot,
                    small::SlotWord word, report::Operation operation);
+  // What the two kinds of fast path share (heap.cpp).
+  template <bool kKeySized>
+  void* allocate_from_cache(ThreadCache* cache, std::size_t size, std::size_t class_index,
+                            report::Operation operation);
+  template <bool kKeySized>
+  void free_to_cache(ThreadCache* cache, small::Arena& arena, void* pointer,
+                     std::atomic<small::SlotWord>& slot, small::SlotWord word,
+                     std::size_t class_index, report::Operation operation);
   void free_small_general(small::Arena& arena, void* pointer, report::Operation operation);
   // A signal handler's free on a thread that was inside lockbox: the slot is checked and
   // zeroed now and waits in t_deferred for the interrupted call to return.
