@@ -88,14 +88,15 @@ extern "C" {
 /* Checks the canaries, zeroes the whole block, then frees it (into the quarantine). NULL is a
  * no-op. */
 LOCKBOX_API void lockbox_free(void* ptr) LOCKBOX_NOEXCEPT;
-/* size 0 gives a unique pointer that must be freed. */
+/* size 0 gives a unique pointer that must be freed, with no memory behind it: a read or write
+ * through it faults (beyond 65,536 live ones, it is an ordinary 16-byte slot). */
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
     LOCKBOX_ALLOC_SIZE(1) void* lockbox_malloc(size_t size) LOCKBOX_NOEXCEPT;
 /* Overflow-checked; the memory is zero. */
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
     LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(size_t count, size_t size) LOCKBOX_NOEXCEPT;
 /* Moves the contents to a new block and zeroes the old one. ptr NULL: lockbox_malloc(size).
- * size 0: a unique minimal block (the old one is freed). On failure ptr is left untouched. */
+ * size 0: a zero-byte object, as lockbox_malloc(0) gives (the old block is freed). On failure ptr is left untouched. */
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_FREED_BY_LOCKBOX_FREE LOCKBOX_ALLOC_SIZE(2)
     void* lockbox_realloc(void* ptr, size_t size) LOCKBOX_NOEXCEPT;
 /* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */

@@ -597,6 +597,10 @@ bool Heap::reclaim_from_shards(void* context) {
 
 void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation operation) {
   if (alignment < kMinAlignment) alignment = kMinAlignment;
+  if (size == 0 && alignment <= ZeroSizeObjects::kMaxAlignment) {
+    if (void* object = zero_size_.allocate(alignment)) return object;
+    // Every address of the range is live (or it could not be reserved): an ordinary slot.
+  }
   std::size_t class_index =
       size > small_request_limit() ? small::kClassCount
       : alignment == kMinAlignment   ? small::class_for_request(size)
@@ -639,6 +643,16 @@ void Heap::free(void* pointer, report::Operation operation) {
     free_small(*arena, pointer, operation);
     return;
   }
+  if (zero_size_.contains(pointer)) {
+    switch (zero_size_.free(pointer)) {
+      case ZeroSizeObjects::FreeResult::kFreed:
+        return;
+      case ZeroSizeObjects::FreeResult::kDoubleFree:
+        report::fatal_double_free(operation, pointer);
+      case ZeroSizeObjects::FreeResult::kNotAllocated:
+        report::fatal_invalid_pointer(operation, pointer);
+    }
+  }
   // The large heap's and the caller-lock table's locks are masked: a handler may take them.
   bool was_inside = enter_lockbox();
   std::uintptr_t mapping = 0;
@@ -660,6 +674,10 @@ std::size_t Heap::usable_size(const void* pointer, report::Operation operation) 
     small::Shard& shard = shards_[arena->shard_index];
     return read_slot(shard, [&] { return shard.usable_size(*arena, pointer, operation); });
   }
+  if (zero_size_.contains(pointer)) {
+    if (!zero_size_.is_live(pointer)) report::fatal_invalid_pointer(operation, pointer);
+    return 0;
+  }
   std::size_t size = 0;
   if (!large_.usable_size(pointer, &size)) report::fatal_invalid_pointer(operation, pointer);
   return size;
@@ -670,6 +688,7 @@ bool Heap::owns(const void* pointer) {
     small::Shard& shard = shards_[arena->shard_index];
     return read_slot(shard, [&] { return shard.owns(*arena, pointer); });
   }
+  if (zero_size_.contains(pointer)) return zero_size_.is_live(pointer);
   std::size_t size = 0;
   return large_.usable_size(pointer, &size);
 }
@@ -680,6 +699,9 @@ Heap::Ownership Heap::ownership(const void* pointer) {
     small::Shard& shard = shards_[arena->shard_index];
     bool live = read_slot(shard, [&] { return shard.owns(*arena, pointer); });
     return live ? Ownership::kLive : Ownership::kNotOwned;
+  }
+  if (zero_size_.contains(pointer)) {
+    return zero_size_.is_live(pointer) ? Ownership::kLive : Ownership::kNotOwned;
   }
   return large_.ownership(pointer);
 }
@@ -751,8 +773,10 @@ Stats Heap::stats() {
   // Threads count what they allocate and free; one thread's frees of another's objects can make
   // a single counter negative, never the sum.
   stats.in_use_bytes = static_cast<std::size_t>(small_bytes) + large_stats.in_use_bytes;
-  stats.live_allocations = static_cast<std::size_t>(small_objects) + large_stats.live_allocations;
-  stats.reserved_bytes = small_stats.reserved_bytes + large_stats.reserved_bytes;
+  stats.live_allocations = static_cast<std::size_t>(small_objects) +
+                           large_stats.live_allocations + zero_size_.live_objects();
+  stats.reserved_bytes =
+      small_stats.reserved_bytes + large_stats.reserved_bytes + zero_size_.reserved_bytes();
   stats.peak_locked_bytes = budget_.peak_locked_bytes();
   stats.memlock_limit = budget_.limit();
   stats.caller_locked_bytes = caller_locks_.locked_bytes();
@@ -771,10 +795,12 @@ void Heap::before_fork() {
   heap.caches_lock_.lock();
   for (auto& shard : heap.shards_) shard.lock().lock();
   heap.large_.lock_for_fork();
+  heap.zero_size_.lock_for_fork();
 }
 
 void Heap::after_fork_in_parent() {
   Heap& heap = instance();
+  heap.zero_size_.unlock_after_fork();
   heap.large_.unlock_after_fork();
   for (auto& shard : heap.shards_) shard.lock().unlock();
   heap.caches_lock_.unlock();
@@ -799,6 +825,7 @@ void Heap::after_fork_in_child() {
   heap.retired_objects_.store(0, std::memory_order_relaxed);
   heap.retired_bytes_.store(0, std::memory_order_relaxed);
   heap.caches_lock_.reset_after_fork();
+  heap.zero_size_.reset_after_fork();
   // Every stream draws from a new key: the child's canaries and slot choices are not the
   // parent's.
   RandomStream::rekey_process();

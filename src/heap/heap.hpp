@@ -9,10 +9,11 @@
 //   4. a shard's lock (stats and fork take every shard's, in index order; a reclaim that holds
 //      one only try_locks the others)
 //   5. the large heap's lock
-//   6. innermost, never held together: the secretmem pool's lock (mapping a new arena's file)
-//      and the arena registry's insert lock (publishing a new arena)
-// Fork takes 1 (sealed/'s handler runs first), then 2 to 5, and releases them in the parent;
-// the child starts every lock afresh.
+//   6. innermost, never held together: the secretmem pool's lock (mapping a new arena's file),
+//      the arena registry's insert lock (publishing a new arena) and the zero-byte objects'
+//      lock (malloc(0), which takes no other)
+// Fork takes 1 (sealed/'s handler runs first), then 2 to 5 and the zero-byte objects' lock, and
+// releases them in the parent; the child starts every lock afresh.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,7 @@
 #include "heap/inside.hpp"
 #include "large/large_heap.hpp"
 #include "heap/thread_cache.hpp"
+#include "heap/zero_size_objects.hpp"
 #include "pages/secretmem_pool.hpp"
 #include "report/report.hpp"
 #include "small/arena_registry.hpp"
@@ -65,7 +67,8 @@ class Heap {
   // `operation` is the public call, for the fatal line if the slot handed out was written
   // after it was freed.
   void* allocate(std::size_t size, report::Operation operation) {
-    if (size <= small_request_limit()) [[likely]]
+    // 1 to the limit: size 0 wraps round to the general path, with no test of its own here.
+    if (size - 1 < small_request_limit()) [[likely]]
       return allocate_small(size, small::class_for_request(size), operation);
     return allocate(size, kMinAlignment, operation);
   }
@@ -226,6 +229,7 @@ class Heap {
   std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};
   MaskedFutexLock caches_lock_;
+  ZeroSizeObjects zero_size_;
   bool process_barrier_ = false;  // membarrier is there: drain_other_caches can work
   os::SignalMask fork_signal_mask_;
   ThreadCache* caches_ = nullptr;

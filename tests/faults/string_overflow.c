@@ -8,12 +8,13 @@
  * canary's zero byte, for every small size and large ones with a canary, so libc's strlen or
  * strdup never reads a canary out. Prints the longest overrun found ("overflow by 0 bytes").
  * (A large block whose size is a multiple of 16 has no canary: it ends at its guard page, and
- * reading past it faults, which leaks nothing either.) */
+ * reading past it faults, which leaks nothing either; so does a zero-byte object, which has no
+ * memory at all: the sizes start at 1.) */
 FAULT_MAIN int main(void) {
   static const size_t large[] = {8185, 10001, 100001, 4096 * 3 - 1, 65535};
   size_t worst = 0, size, i;
   fault_expect(NULL);
-  for (i = 0; i < 8184 + sizeof large / sizeof large[0]; ++i) {
+  for (i = 1; i < 8184 + sizeof large / sizeof large[0]; ++i) {
     char* text;
     size = i <= 8184 ? i : large[i - 8185];
     text = lockbox_malloc(size);

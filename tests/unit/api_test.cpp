@@ -22,17 +22,14 @@
 #include "heap/options.hpp"
 #include "support/freed.hpp"
 #include "support/process.hpp"
+#include "support/stats.hpp"
 
 namespace {
 
+using lockbox_test::stats_now;
+
 bool freed_memory_reads_zero(const void* pointer, std::size_t length) {
   return lockbox::heap::Heap::instance().freed_range_reads_zero(pointer, length);
-}
-
-lockbox_stats stats_now() {
-  lockbox_stats stats;
-  lockbox_get_stats(&stats, sizeof stats);
-  return stats;
 }
 
 }  // namespace

@@ -18,16 +18,9 @@
 #include "small/shard.hpp"
 #include "support/parked_threads.hpp"
 #include "support/process.hpp"
+#include "support/stats.hpp"
 
-namespace {
-
-lockbox_stats stats_now() {
-  lockbox_stats stats;
-  lockbox_get_stats(&stats, sizeof stats);
-  return stats;
-}
-
-}  // namespace
+using lockbox_test::stats_now;
 
 TEST_CASE("free(p) then malloc of the same size never gives p back within the quarantine") {
   // Key-sized (fast path), mid-sized and the largest class (general path).
