@@ -252,7 +252,8 @@ LOCKBOX_API const char* lockbox_last_error(void) LOCKBOX_NOEXCEPT;
  * programs built against an older header keep working with a newer library. */
 typedef struct lockbox_stats {
   size_t locked_bytes;        /* bytes lockbox holds mlocked right now (what it adds to VmLck) */
-  size_t unlocked_bytes;      /* bytes of pages handed out unlocked under BEST_EFFORT */
+  size_t unlocked_bytes;      /* bytes of pages committed unlocked under BEST_EFFORT (with
+                                 empty ones kept, zeroed, for reuse) */
   size_t in_use_bytes;        /* requested bytes of live allocations */
   size_t live_allocations;    /* live allocations */
   size_t reserved_bytes;      /* address space reserved, guards included */

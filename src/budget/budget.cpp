@@ -18,6 +18,11 @@ bool Budget::refresh_limit() {
   return true;
 }
 
+bool Budget::limit_reading_due() {
+  std::uint64_t now = os::coarse_milliseconds();
+  return last_reading_ms_.exchange(now, std::memory_order_relaxed) != now;
+}
+
 bool Budget::try_charge_locked(std::size_t bytes) {
   std::size_t limit = limit_.load(std::memory_order_relaxed);
   std::size_t current = locked_.load(std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace lockbox::budget {
 
@@ -18,6 +19,9 @@ class Budget {
   // since the last reading (setrlimit at run time, a privilege drop); a limit set with
   // set_limit() stays until then. True if the limit changed.
   bool refresh_limit();
+  // True at most once per tick of the coarse clock (1 to 4 ms): whether a caller that only
+  // wonders if the limit was raised should look now (two system calls) or take the last reading.
+  bool limit_reading_due();
   void set_limit(std::size_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
 
   // Accounts `bytes` more locked memory if the limit allows; false leaves everything unchanged.
@@ -61,6 +65,7 @@ class Budget {
   std::atomic<std::size_t> peak_{0};
   std::atomic<std::size_t> limit_{0};
   std::atomic<std::size_t> kernel_limit_seen_{0};
+  std::atomic<std::uint64_t> last_reading_ms_{0};
   std::atomic<Policy> policy_{Policy::kStrict};
   std::atomic<bool> warned_{false};
   std::atomic<std::size_t> secretmem_{0};

@@ -257,6 +257,7 @@ LargeHeap::FreeResult LargeHeap::free(void* pointer, budget::Budget& budget,
         stats_.cached_bytes += committed_bytes(block);
         if (stats_.cached_bytes > cache_limit(budget)) shrink_cache(budget, cache_limit(budget));
       }
+      publish_cached_bytes();
     }
   }
   unmap_evicted(budget, evicted, evicted_count);
@@ -316,6 +317,7 @@ bool LargeHeap::take_cached(const Block& shape, QuarantinedBlock* taken) {
     --quarantine_count_;
     stats_.quarantined_bytes -= taken->bytes;
     stats_.cached_bytes -= taken->committed_pages * kPage;
+    publish_cached_bytes();
     return true;
   }
   return false;
@@ -349,9 +351,11 @@ void LargeHeap::shrink_cache(budget::Budget& budget, std::size_t keep) {
     entry.pages_kept = false;
     stats_.cached_bytes -= bytes;
   }
+  publish_cached_bytes();
 }
 
 bool LargeHeap::release_cache(budget::Budget& budget) {
+  if (cached_bytes_published_.load(std::memory_order_acquire) == 0) return false;
   if (!lock_.try_lock()) return false;
   std::size_t before = stats_.cached_bytes;
   shrink_cache(budget, 0);
@@ -473,6 +477,7 @@ void LargeHeap::mark_inherited_after_fork() {
   std::size_t quarantined = stats_.quarantined_bytes;
   stats_ = LargeStats{};
   stats_.quarantined_bytes = quarantined;
+  publish_cached_bytes();
 }
 
 }  // namespace lockbox::large

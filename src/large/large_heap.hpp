@@ -166,6 +166,13 @@ class LargeHeap {
   // handed out, so a page of a block the caller holds is never missed.
   std::atomic<std::size_t> block_count_{0};
   LargeStats stats_;
+  // stats_.cached_bytes as of the last change, readable without the lock: a reclaim finds an
+  // empty cache without blocking every signal and taking the lock (two system calls), which
+  // past the budget under BEST_EFFORT it did on every page committed.
+  std::atomic<std::size_t> cached_bytes_published_{0};
+  void publish_cached_bytes() {
+    cached_bytes_published_.store(stats_.cached_bytes, std::memory_order_release);
+  }
   RandomStream random_;  // canary words, under lock_
   QuarantinedBlock quarantine_[kQuarantineBlocks] = {};
   std::size_t quarantine_oldest_ = 0;

@@ -35,7 +35,10 @@ bool charge(budget::Budget& budget, std::size_t bytes, Reclaimer reclaimer) {
   while (reclaimer.reclaim != nullptr && reclaimer.reclaim(reclaimer.context)) {
     if (budget.try_charge_locked(bytes)) return true;
   }
-  // The limit may have been raised with setrlimit() since lockbox last looked.
+  // The limit may have been raised with setrlimit() since lockbox last looked. BEST_EFFORT
+  // looks once per clock tick at most: past the budget it fails a charge for every page it
+  // commits, and an unlocked page is locked once it is reused with room in the budget.
+  if (budget.policy() == budget::Policy::kBestEffort && !budget.limit_reading_due()) return false;
   budget.refresh_limit();
   return budget.try_charge_locked(bytes);
 }

@@ -132,7 +132,8 @@ Shard::RunPlace Shard::place_for_run(std::size_t pages) {
       bool unowned = candidate->page_run[page] == kNoRun;
       free_in_row = unowned ? free_in_row + 1 : 0;
       committed_in_row =
-          unowned && candidate->page_state[page] == PageState::kLocked ? committed_in_row + 1 : 0;
+          unowned && candidate->page_state[page] != PageState::kReserved ? committed_in_row + 1
+                                                                         : 0;
       if (committed_in_row == pages) return {candidate, page + 1 - pages};
       if (free_in_row == pages && place.arena == nullptr) place = {candidate, page + 1 - pages};
     }
@@ -182,7 +183,11 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
       // The run's next pages will be wanted soon (its slots are handed out at random): commit
       // them with this one, one call of each kind for all, while the budget has room for them.
       std::size_t count = reserved_run_pages_from(arena, page);
-      if (count > 1 && !budget.has_room(count * os::kPageSize)) count = 1;
+      // Past the budget, BEST_EFFORT commits them together just the same, unlocked: one call
+      // for the run, not one for each of its pages.
+      bool past_budget =
+          budget.policy() == budget::Policy::kBestEffort && !budget.has_room(os::kPageSize);
+      if (count > 1 && !budget.has_room(count * os::kPageSize) && !past_budget) count = 1;
       pages::CommitResult result =
           pages::commit(budget, arena.page_address(page), count * os::kPageSize, reclaimer);
       if (result == pages::CommitResult::kFailed && count > 1) {
@@ -190,25 +195,43 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
         result = pages::commit(budget, arena.page_address(page), os::kPageSize, reclaimer);
       }
       if (result == pages::CommitResult::kFailed) return false;
-      // BEST_EFFORT could not lock them: an unlocked page is not worth keeping empty (the
-      // reserve holds only locked ones), so the extra pages go back at once if they can.
-      if (result == pages::CommitResult::kUnlocked && count > 1 &&
-          pages::release(budget, arena.page_address(page + 1), (count - 1) * os::kPageSize,
-                         false, pages::mlockall_active())) {
-        count = 1;
-      }
       PageState state =
           result == pages::CommitResult::kLocked ? PageState::kLocked : PageState::kUnlocked;
       for (std::size_t i = 0; i < count; ++i) arena.page_state[page + i] = state;
       committed_pages_ += count;
-      // The pages after the one wanted wait, empty, in the reserve.
-      empty_committed_pages_ += count - 1;
+      // The pages after the one wanted wait, empty, for the run's next slots: in the reserve,
+      // or kept unlocked.
+      if (state == PageState::kLocked) {
+        empty_committed_pages_ += count - 1;
+      } else {
+        empty_unlocked_pages_ += count - 1;
+      }
+    } else if (arena.page_state[page] == PageState::kUnlocked) {
+      if (!reuse_unlocked_page(arena, page, budget, reclaimer)) return false;
     } else if (!arena.secretmem) {
       note_page_left_reserve();
     }
   }
   ++arena.page_refcount[page];
   return true;
+}
+
+bool Shard::reuse_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                                pages::Reclaimer reclaimer) {
+  note_unlocked_page_left();
+  // Locked if the budget has room now. BEST_EFFORT without room keeps it unlocked without a
+  // look at the kernel's limit (that look is what a commit past the budget costs); STRICT,
+  // which may have been set since the page was committed, locks it or fails.
+  bool strict = budget.policy() == budget::Policy::kStrict;
+  if (!strict && !budget.has_room(os::kPageSize)) return true;
+  if (pages::charge_and_lock(budget, arena.page_address(page), os::kPageSize, reclaimer) == 0) {
+    budget.release_unlocked(os::kPageSize);
+    arena.page_state[page] = PageState::kLocked;
+    return true;
+  }
+  if (!strict) return true;
+  ++empty_unlocked_pages_;  // still empty, still kept
+  return false;
 }
 
 std::size_t Shard::reserved_run_pages_from(const Arena& arena, std::size_t page) const {
@@ -226,6 +249,9 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& b
       arena.page_state[page] == PageState::kReserved) {
     return EACCES;  // a guard page or a page with nothing on it: PROT_NONE
   }
+  // An empty page here is in the reserve, or kept unlocked (counted apart).
+  bool empty_unlocked = arena.page_refcount[page] == 0 && !arena.secretmem &&
+                        arena.page_state[page] == PageState::kUnlocked;
   if (arena.page_state[page] == PageState::kUnlocked) {
     if (pages::charge_and_lock(budget, arena.page_address(page), os::kPageSize, reclaimer) == 0) {
       budget.release_unlocked(os::kPageSize);
@@ -236,7 +262,13 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& b
   }
   // Leave room for the objects that may still land on the page (at most 256).
   if (arena.page_refcount[page] >= UINT16_MAX - kMaxRunSlots) return EOVERFLOW;
-  if (arena.page_refcount[page]++ == 0 && !arena.secretmem) note_page_left_reserve();
+  if (arena.page_refcount[page]++ == 0 && !arena.secretmem) {
+    if (empty_unlocked) {
+      note_unlocked_page_left();
+    } else {
+      note_page_left_reserve();
+    }
+  }
   return 0;
 }
 
@@ -253,85 +285,87 @@ void Shard::release_page(Arena& arena, std::size_t page, budget::Budget& budget)
   if (arena.page_state[page] == PageState::kLocked) {
     // Empty locked pages wait in the reserve, so that a workload that shrinks and grows around
     // one size makes no syscalls; only a reserve that stays over its limit is trimmed.
-    if (++empty_committed_pages_ > reserve_limit()) trim_if_over_for_long(budget);
+    if (++empty_committed_pages_ > reserve_limit()) {
+      trim_if_over_for_long(budget, PageState::kLocked);
+    }
     return;
   }
-  // A page BEST_EFFORT could not lock is not worth keeping (unless the kernel is out of
-  // mappings: then it stays committed until it empties again).
-  if (!pages::release(budget, arena.page_address(page), os::kPageSize, false,
-                      pages::mlockall_active())) {
-    return;
+  // A page BEST_EFFORT could not lock waits for the next run too, trimmed as the reserve is.
+  if (++empty_unlocked_pages_ > reserve_limit()) {
+    trim_if_over_for_long(budget, PageState::kUnlocked);
   }
-  arena.page_state[page] = PageState::kReserved;
-  --committed_pages_;
 }
 
-bool Shard::trim_reserve(budget::Budget& budget, std::size_t target) {
-  if (empty_committed_pages_ <= target) return false;
+bool Shard::trim_empty_pages(budget::Budget& budget, std::size_t target, PageState kind) {
+  bool locked = kind == PageState::kLocked;
+  std::size_t& empty = locked ? empty_committed_pages_ : empty_unlocked_pages_;
+  if (empty <= target) return false;
   // One look at whether mlockall is active covers the whole sweep.
   bool mlockall = pages::detect_mlockall();
   std::size_t released = 0;
-  for (Arena* arena = arenas_; arena != nullptr && empty_committed_pages_ > target;
+  for (Arena* arena = arenas_; arena != nullptr && empty > target;
        arena = arena->next_in_shard) {
     if (arena->secretmem) continue;
     auto releasable = [&](std::size_t page) {
-      return arena->page_refcount[page] == 0 && arena->page_state[page] == PageState::kLocked;
+      return arena->page_refcount[page] == 0 && arena->page_state[page] == kind;
     };
-    for (std::size_t page = kFirstDataPage;
-         page < kEndDataPage && empty_committed_pages_ > target;) {
+    for (std::size_t page = kFirstDataPage; page < kEndDataPage && empty > target;) {
       if (!releasable(page)) {
         ++page;
         continue;
       }
       // Consecutive empty pages go back in one call of each kind, not one per page.
       std::size_t end = page + 1;
-      while (end < kEndDataPage && releasable(end) &&
-             empty_committed_pages_ - (end - page) > target) {
-        ++end;
-      }
-      // Out of mappings (vm.max_map_count): the rest stay in the reserve, counted and locked,
+      while (end < kEndDataPage && releasable(end) && empty - (end - page) > target) ++end;
+      // Out of mappings (vm.max_map_count): the rest stay, counted (and locked, if they were),
       // until a later trim finds room.
-      if (!pages::release(budget, arena->page_address(page), (end - page) * os::kPageSize, true,
-                          mlockall)) {
+      if (!pages::release(budget, arena->page_address(page), (end - page) * os::kPageSize,
+                          locked, mlockall)) {
         return released != 0;
       }
       for (; page < end; ++page) {
         arena->page_state[page] = PageState::kReserved;
-        --empty_committed_pages_;
+        --empty;
         --committed_pages_;
         ++released;
       }
     }
   }
-  if (empty_committed_pages_ <= reserve_limit()) over_limit_since_ms_ = 0;
+  if (empty <= reserve_limit()) (locked ? over_limit_since_ms_ : unlocked_over_limit_since_ms_) = 0;
   // True only if something went back: a reclaimer that keeps answering true would be asked
   // forever.
   return released != 0;
 }
 
-void Shard::trim_if_over_for_long(budget::Budget& budget) {
+void Shard::trim_if_over_for_long(budget::Budget& budget, PageState kind) {
+  bool locked = kind == PageState::kLocked;
+  std::size_t empty = locked ? empty_committed_pages_ : empty_unlocked_pages_;
   // The delay is for a budget with room to spare: where the reserve could not be locked again
   // on top of what is locked now (an ordinary user near RLIMIT_MEMLOCK, which the application's
   // own mlock shares; a limit lowered by a privilege drop), it goes back at once, as it always
-  // did (down to half its limit, again at each page past it).
-  if (!budget.has_room(empty_committed_pages_ * os::kPageSize)) {
-    trim_reserve(budget, reserve_limit() / 2);
+  // did (down to half its limit, again at each page past it). Unlocked pages hold no budget:
+  // they always wait.
+  if (locked && !budget.has_room(empty * os::kPageSize)) {
+    trim_empty_pages(budget, reserve_limit() / 2, kind);
     return;
   }
+  std::uint64_t& since = locked ? over_limit_since_ms_ : unlocked_over_limit_since_ms_;
   std::uint64_t now = os::coarse_milliseconds();
-  if (over_limit_since_ms_ == 0) {
-    over_limit_since_ms_ = now;
+  if (since == 0) {
+    since = now;
     return;
   }
-  if (now - over_limit_since_ms_ < kTrimDelayMs) return;
+  if (now - since < kTrimDelayMs) return;
   // Three eighths of what stays committed: with `live` pages in use and `keep` left empty,
   // keep = 3/8 (live + keep) gives keep = 3/5 live.
-  std::size_t live = committed_pages_ - empty_committed_pages_;
+  std::size_t live = committed_pages_ - empty_committed_pages_ - empty_unlocked_pages_;
   std::size_t keep = live * 3 / 5;
-  trim_reserve(budget, keep > kMinReservePages ? keep : kMinReservePages);
+  trim_empty_pages(budget, keep > kMinReservePages ? keep : kMinReservePages, kind);
 }
 
-bool Shard::release_empty_pages(budget::Budget& budget) { return trim_reserve(budget, 0); }
+bool Shard::release_empty_pages(budget::Budget& budget) {
+  return trim_empty_pages(budget, 0, PageState::kLocked);
+}
 
 void Shard::quarantine_slot(const CachedSlot& slot, std::size_t class_index,
                             budget::Budget& budget) {
@@ -554,8 +588,10 @@ void Shard::forget_arenas_after_fork() {
   arenas_ = nullptr;
   reserved_bytes_ = 0;
   empty_committed_pages_ = 0;
+  empty_unlocked_pages_ = 0;
   committed_pages_ = 0;
   over_limit_since_ms_ = 0;
+  unlocked_over_limit_since_ms_ = 0;
 }
 
 }  // namespace lockbox::small

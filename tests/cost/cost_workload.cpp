@@ -2,6 +2,8 @@
 // Workloads whose system calls tests/cost/syscall_count_test.py counts under strace, between
 // two markers (a write to fd -1, which fails and which strace logs), never timed:
 //   cost_workload bulk N [crowded]   allocate N 32-byte keys, then free them, three rounds
+//   cost_workload past-budget N SIZE allocate N blocks of SIZE bytes under BEST_EFFORT, more
+//                                    than the limit locks, then free them, three rounds
 //   cost_workload lock N [crowded|straddling]  N lockbox_lock + lockbox_unlock pairs on a
 //                                    256-byte stack buffer (straddling: across a page boundary)
 //   cost_workload large BYTES N      N allocations of BYTES, each written and freed
@@ -47,12 +49,12 @@ void marker(const char* text) {
   std::exit(1);
 }
 
-void bulk(std::size_t keys) {
+void bulk(std::size_t keys, std::size_t size = 32) {
   std::vector<void*> live(keys);
   auto round = [&] {
     for (auto& key : live) {
-      if ((key = lockbox_malloc(32)) == nullptr) fail("allocation refused");
-      std::memset(key, 0x5a, 32);
+      if ((key = lockbox_malloc(size)) == nullptr) fail("allocation refused");
+      std::memset(key, 0x5a, size);
     }
     for (void* key : live) lockbox_free(key);
   };
@@ -147,7 +149,8 @@ void steady_threads(int count, std::size_t operations) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: cost_workload bulk|lock N [crowded] | large BYTES N | "
+                 "usage: cost_workload bulk|lock N [crowded] | past-budget N SIZE | "
+                 "large BYTES N | "
                  "threads|steady T N\n");
     return 2;
   }
@@ -164,6 +167,9 @@ int main(int argc, char** argv) {
     fail("cannot lock 64 KiB of its own and make 10,000 mappings");
   if (mode == "bulk") {
     bulk(n);
+  } else if (mode == "past-budget" && argc > 3) {
+    if (lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) != 0) fail("no BEST_EFFORT");
+    bulk(n, std::strtoull(argv[3], nullptr, 10));
   } else if (mode == "lock") {
     lock_stack_buffer(n, straddling);
   } else if (mode == "large" && argc > 3) {

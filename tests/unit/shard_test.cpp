@@ -137,3 +137,30 @@ TEST_CASE("a failed commit leaves no page half-locked") {
   CHECK(lockbox_test::kernel_says_locked(reinterpret_cast<void*>(page_of(a)), 4096));
   for (void* k : keys) f.free(k);
 }
+
+TEST_CASE("pages BEST_EFFORT could not lock wait for the next run, and are locked when reused") {
+  ShardFixture f;
+  f.budget.set_limit(0);  // nothing can be locked
+  f.budget.set_policy(lockbox::budget::Policy::kBestEffort);
+  // 50 objects of 4000 bytes (4096-byte slots): 50 pages, all unlocked.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 50; ++i) blocks.push_back(f.allocate(4000));
+  for (void* block : blocks) REQUIRE(block != nullptr);
+  CHECK(f.budget.unlocked_bytes() == 50 * 4096);
+  for (void* block : blocks) f.free(block);
+  // Empty, zero and still committed: the next round makes no system call for its pages.
+  CHECK(f.budget.unlocked_bytes() == 50 * 4096);
+  CHECK(lockbox_test::page_protection(blocks.front()) == "rw-");
+  for (void*& block : blocks) block = f.allocate(4000);
+  CHECK(f.budget.unlocked_bytes() == 50 * 4096);
+  for (void* block : blocks) f.free(block);
+  // With room in the budget (and STRICT), a page kept unlocked is locked before it is used.
+  f.budget.set_limit(SIZE_MAX);
+  f.budget.set_policy(lockbox::budget::Policy::kStrict);
+  void* locked = f.allocate(4000);
+  REQUIRE(locked != nullptr);
+  CHECK(lockbox_test::kernel_says_locked(locked, 4000));
+  CHECK(f.budget.locked_bytes() == 4096);
+  CHECK(f.budget.unlocked_bytes() == 49 * 4096);
+  f.free(locked);
+}
