@@ -96,7 +96,8 @@ LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_MALLOC LOCKBOX_FREED_BY_LOCKBOX_FREE
     LOCKBOX_ALLOC_SIZE2(1, 2) void* lockbox_calloc(size_t count, size_t size) LOCKBOX_NOEXCEPT;
 /* Moves the contents to a new block and zeroes the old one. ptr NULL: lockbox_malloc(size).
- * size 0: a zero-byte object, as lockbox_malloc(0) gives (the old block is freed). On failure ptr is left untouched. */
+ * size 0: a zero-byte object, as lockbox_malloc(0) gives (the old block is freed). On failure
+ * ptr is left untouched. */
 LOCKBOX_API LOCKBOX_NODISCARD LOCKBOX_FREED_BY_LOCKBOX_FREE LOCKBOX_ALLOC_SIZE(2)
     void* lockbox_realloc(void* ptr, size_t size) LOCKBOX_NOEXCEPT;
 /* alignment: a power of two (EINVAL otherwise); size need not be a multiple of it. */
