@@ -23,7 +23,7 @@ void* ZeroSizeObjects::allocate(std::size_t alignment) {
   std::size_t step = alignment / kGranule;
   std::size_t index = find_free(next_, step);
   if (index == kObjects) return nullptr;
-  live_[index / 64] |= std::uint64_t{1} << (index % 64);
+  live_.set(index);
   ++live_count_;
   next_ = (index + 1) % kObjects;
   if (index + 1 > handed_out_) handed_out_ = index + 1;
@@ -37,20 +37,13 @@ std::size_t ZeroSizeObjects::find_free(std::size_t from, std::size_t step) const
     // An alignment above 16: rare enough for a walk over the suitable granules.
     std::size_t first = (from + step - 1) / step * step % kObjects;
     for (std::size_t n = 0, index = first; n < kObjects / step; ++n) {
-      if (!is_set(index)) return index;
+      if (!live_.test(index)) return index;
       index = (index + step) % kObjects;
     }
     return kObjects;
   }
-  // A word at a time, from `from` to the end and round to it again.
-  std::size_t word = from / 64;
-  std::uint64_t free_bits = ~live_[word] & (~std::uint64_t{0} << (from % 64));
-  for (std::size_t n = 0; n <= kWords; ++n) {
-    if (free_bits != 0) return word * 64 + static_cast<std::size_t>(__builtin_ctzll(free_bits));
-    word = (word + 1) % kWords;
-    free_bits = ~live_[word];
-  }
-  return kObjects;
+  std::size_t index = live_.clear_from(from, kObjects);
+  return index == LiveBits::kNone ? kObjects : index;
 }
 
 std::size_t ZeroSizeObjects::index_of(const void* pointer) const {
@@ -64,8 +57,8 @@ ZeroSizeObjects::FreeResult ZeroSizeObjects::free(const void* pointer) {
   MaskedLockGuard guard(lock_);
   std::size_t index = index_of(pointer);
   if (index == kObjects) return FreeResult::kNotAllocated;
-  if (!is_set(index)) return FreeResult::kDoubleFree;
-  live_[index / 64] &= ~(std::uint64_t{1} << (index % 64));
+  if (!live_.test(index)) return FreeResult::kDoubleFree;
+  live_.clear(index);
   --live_count_;
   sanitizers::released(pointer);
   return FreeResult::kFreed;
@@ -74,7 +67,7 @@ ZeroSizeObjects::FreeResult ZeroSizeObjects::free(const void* pointer) {
 bool ZeroSizeObjects::is_live(const void* pointer) {
   MaskedLockGuard guard(lock_);
   std::size_t index = index_of(pointer);
-  return index != kObjects && is_set(index);
+  return index != kObjects && live_.test(index);
 }
 
 std::size_t ZeroSizeObjects::live_objects() {

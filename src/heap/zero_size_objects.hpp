@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "small/slot_bitmap.hpp"
 #include "support/futex_lock.hpp"
 
 namespace lockbox::heap {
@@ -50,13 +51,11 @@ class ZeroSizeObjects {
   void reset_after_fork() { lock_.reset_after_fork(); }
 
  private:
-  static constexpr std::size_t kWords = kObjects / 64;
   // The index of a live object at `pointer`, or kObjects for an address never handed out or
   // not on a granule. Under lock_.
   std::size_t index_of(const void* pointer) const;
-  bool is_set(std::size_t index) const { return (live_[index / 64] >> (index % 64)) & 1; }
-  // The first clear bit at or after `from` (wrapping), stepping by `step` granules; kObjects
-  // if there is none. Under lock_.
+  // The first free index at or after `from` (wrapping), a multiple of `step`; kObjects if there
+  // is none. Under lock_.
   std::size_t find_free(std::size_t from, std::size_t step) const;
 
   MaskedFutexLock lock_;  // a handler's malloc(0) or free may take it: see futex_lock.hpp
@@ -65,7 +64,8 @@ class ZeroSizeObjects {
   std::size_t next_ = 0;        // where the next search starts
   std::size_t handed_out_ = 0;  // one past the highest index ever handed out
   std::size_t live_count_ = 0;
-  std::uint64_t live_[kWords] = {};
+  using LiveBits = small::Bitmap<kObjects>;
+  LiveBits live_;  // set: live
 };
 
 }  // namespace lockbox::heap

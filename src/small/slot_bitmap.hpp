@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: ISC
 // One bit per slot of a run: set = handed out. Lives in the arena's metadata mapping, never
-// beside the secrets, so an overflow out of a secret cannot forge a free slot.
+// beside the secrets, so an overflow out of a secret cannot forge a free slot. The same bitmap,
+// of another size, marks the live zero-byte objects (heap/zero_size_objects.hpp).
 #pragma once
 
 #include <bit>
@@ -11,9 +12,10 @@
 
 namespace lockbox::small {
 
-class SlotBitmap {
+template <std::size_t kBits>
+class Bitmap {
  public:
-  static constexpr std::size_t kWords = (kMaxRunSlots + 63) / 64;
+  static constexpr std::size_t kWords = (kBits + 63) / 64;
   static constexpr std::size_t kNone = SIZE_MAX;
 
   bool test(std::size_t slot) const { return (words_[slot / 64] >> (slot % 64)) & 1u; }
@@ -48,5 +50,7 @@ class SlotBitmap {
  private:
   std::uint64_t words_[kWords] = {};
 };
+
+using SlotBitmap = Bitmap<kMaxRunSlots>;
 
 }  // namespace lockbox::small
