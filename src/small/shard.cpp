@@ -224,14 +224,19 @@ bool Shard::reuse_unlocked_page(Arena& arena, std::size_t page, budget::Budget& 
   // which may have been set since the page was committed, locks it or fails.
   bool strict = budget.policy() == budget::Policy::kStrict;
   if (!strict && !budget.has_room(os::kPageSize)) return true;
-  if (pages::charge_and_lock(budget, arena.page_address(page), os::kPageSize, reclaimer) == 0) {
-    budget.release_unlocked(os::kPageSize);
-    arena.page_state[page] = PageState::kLocked;
-    return true;
-  }
-  if (!strict) return true;
+  if (lock_unlocked_page(arena, page, budget, reclaimer) || !strict) return true;
   ++empty_unlocked_pages_;  // still empty, still kept
   return false;
+}
+
+bool Shard::lock_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                               pages::Reclaimer reclaimer) {
+  if (pages::charge_and_lock(budget, arena.page_address(page), os::kPageSize, reclaimer) != 0) {
+    return false;
+  }
+  budget.release_unlocked(os::kPageSize);
+  arena.page_state[page] = PageState::kLocked;
+  return true;
 }
 
 std::size_t Shard::reserved_run_pages_from(const Arena& arena, std::size_t page) const {
@@ -252,13 +257,10 @@ int Shard::hold_committed_page(Arena& arena, std::size_t page, budget::Budget& b
   // An empty page here is in the reserve, or kept unlocked (counted apart).
   bool empty_unlocked = arena.page_refcount[page] == 0 && !arena.secretmem &&
                         arena.page_state[page] == PageState::kUnlocked;
-  if (arena.page_state[page] == PageState::kUnlocked) {
-    if (pages::charge_and_lock(budget, arena.page_address(page), os::kPageSize, reclaimer) == 0) {
-      budget.release_unlocked(os::kPageSize);
-      arena.page_state[page] = PageState::kLocked;
-    } else if (budget.policy() == budget::Policy::kStrict) {
-      return ENOMEM;
-    }
+  if (arena.page_state[page] == PageState::kUnlocked &&
+      !lock_unlocked_page(arena, page, budget, reclaimer) &&
+      budget.policy() == budget::Policy::kStrict) {
+    return ENOMEM;
   }
   // Leave room for the objects that may still land on the page (at most 256).
   if (arena.page_refcount[page] >= UINT16_MAX - kMaxRunSlots) return EOVERFLOW;

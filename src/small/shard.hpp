@@ -140,6 +140,10 @@ class alignas(kCacheLine) Shard {
   // (last_error set) only under STRICT, when it cannot be locked.
   bool reuse_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
                            pages::Reclaimer reclaimer);
+  // Charges and mlocks a page BEST_EFFORT committed unlocked; false (last_error set) if the
+  // budget or the kernel refuses, the page then as it was.
+  bool lock_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                          pages::Reclaimer reclaimer);
   // Takes a reference on every page under the slot (committing them), or on none.
   bool hold_slot_pages(Run& run, std::size_t slot, budget::Budget& budget,
                        pages::Reclaimer reclaimer);
