@@ -33,7 +33,7 @@ int lockbox_set_policy(lockbox_policy policy) noexcept {
   if (policy != LOCKBOX_POLICY_STRICT && policy != LOCKBOX_POLICY_BEST_EFFORT) {
     return not_one_of("lockbox_set_policy", "lockbox_policy", static_cast<int>(policy));
   }
-  Heap::instance().budget().set_policy(static_cast<lockbox::budget::Policy>(policy));
+  Heap::instance().set_policy(static_cast<lockbox::budget::Policy>(policy));
   return 0;
 }
 

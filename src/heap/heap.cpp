@@ -193,6 +193,17 @@ bool Heap::flush_all(ThreadCache& cache) {
   return flushed;
 }
 
+void Heap::set_policy(budget::Policy policy) {
+  budget_.set_policy(policy);
+  // From a handler that interrupted lockbox the caches are not this call's to touch.
+  if (policy != budget::Policy::kStrict || budget_.unlocked_bytes() == 0 || inside_lockbox()) {
+    return;
+  }
+  enter_lockbox();
+  give_back_for_budget(t_cache);
+  leave_and_give_back_deferred(false);
+}
+
 bool Heap::give_back_for_budget(ThreadCache* cache) {
   // The slots a thread keeps cached or quarantined pin locked pages: this thread's go back
   // now, and so do every other thread's (drain_other_caches); without membarrier, theirs go

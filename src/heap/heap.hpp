@@ -106,6 +106,11 @@ class Heap {
   // Test hook for freed memory: true if the range reads zero or was given back to the kernel.
   bool freed_range_reads_zero(const void* pointer, std::size_t length);
   budget::Budget& budget() { return budget_; }
+  // lockbox_set_policy. A switch to STRICT while pages BEST_EFFORT could not lock are committed
+  // empties every thread cache and shard quarantine first: their slots may lie on those pages,
+  // and a cached slot is handed out with no look at its page. Back in their runs, a slot is
+  // handed out only once its page is locked (Shard::acquire_page).
+  void set_policy(budget::Policy policy);
   pages::SecretmemPool& secretmem_pool() { return secretmem_pool_; }
 
   // lockbox_lock / lockbox_unlock.

@@ -211,20 +211,30 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
     } else if (!arena.secretmem) {
       note_page_left_reserve();
     }
+  } else if (arena.page_state[page] == PageState::kUnlocked &&
+             !lock_unlocked_page_if_due(arena, page, budget, reclaimer)) {
+    // In use, and unlocked since BEST_EFFORT committed it: STRICT, set since, puts no more
+    // slots on it unless it can be locked now.
+    return false;
   }
   ++arena.page_refcount[page];
   return true;
 }
 
-bool Shard::reuse_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
-                                pages::Reclaimer reclaimer) {
-  note_unlocked_page_left();
+bool Shard::lock_unlocked_page_if_due(Arena& arena, std::size_t page, budget::Budget& budget,
+                                      pages::Reclaimer reclaimer) {
   // Locked if the budget has room now. BEST_EFFORT without room keeps it unlocked without a
   // look at the kernel's limit (that look is what a commit past the budget costs); STRICT,
   // which may have been set since the page was committed, locks it or fails.
   bool strict = budget.policy() == budget::Policy::kStrict;
   if (!strict && !budget.has_room(os::kPageSize)) return true;
-  if (lock_unlocked_page(arena, page, budget, reclaimer) || !strict) return true;
+  return lock_unlocked_page(arena, page, budget, reclaimer) || !strict;
+}
+
+bool Shard::reuse_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
+                                pages::Reclaimer reclaimer) {
+  note_unlocked_page_left();
+  if (lock_unlocked_page_if_due(arena, page, budget, reclaimer)) return true;
   ++empty_unlocked_pages_;  // still empty, still kept
   return false;
 }

@@ -140,6 +140,10 @@ class alignas(kCacheLine) Shard {
   // (last_error set) only under STRICT, when it cannot be locked.
   bool reuse_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,
                            pages::Reclaimer reclaimer);
+  // A page BEST_EFFORT committed unlocked takes one more slot: locked if the budget has room
+  // (STRICT: locked, or false with last_error set); BEST_EFFORT past the budget leaves it be.
+  bool lock_unlocked_page_if_due(Arena& arena, std::size_t page, budget::Budget& budget,
+                                 pages::Reclaimer reclaimer);
   // Charges and mlocks a page BEST_EFFORT committed unlocked; false (last_error set) if the
   // budget or the kernel refuses, the page then as it was.
   bool lock_unlocked_page(Arena& arena, std::size_t page, budget::Budget& budget,

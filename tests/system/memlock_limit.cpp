@@ -2,11 +2,12 @@
 // RLIMIT_MEMLOCK as an ordinary user (CAP_IPC_LOCK gone, limit 64 KiB): STRICT fails cleanly
 // with the reason, the kernel's VmLck never passes the limit, freeing makes room again, and
 // BEST_EFFORT keeps going unlocked after one warning.
-// Usage: memlock_limit strict | env-best-effort
+// Usage: memlock_limit strict | env-best-effort | strict-after-best-effort
 #include <lockbox/lockbox.h>
 
 #include <cerrno>
 #include <cstring>
+#include <semaphore>
 #include <string>
 #include <thread>
 #include <vector>
@@ -193,6 +194,84 @@ void best_effort_from_environment() {
                 peak_after - peak_before);
 }
 
+// Are the first and the last byte of [address, address + length) (at most two pages) inside
+// `ranges` (from locked_ranges(); two adjacent locked pages may be two of them)?
+bool in_ranges(const std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& ranges,
+               const void* address, std::size_t length) {
+  auto covered = [&](std::uintptr_t byte) {
+    for (const auto& [from, to] : ranges) {
+      if (byte >= from && byte < to) return true;
+    }
+    return false;
+  };
+  auto start = reinterpret_cast<std::uintptr_t>(address);
+  return covered(start) && covered(start + length - 1);
+}
+
+// BEST_EFFORT past the budget leaves keys on unlocked pages: some freed (into the allocating
+// thread's cache and their runs), some live (their pages still in use). After the switch to
+// STRICT, every key handed out is locked, whichever of those it comes from, or the allocation
+// fails. The keys belong to a thread of their own, which waits outside lockbox while another
+// thread switches the policy: the switch must reach every thread's cache, not only its own.
+void strict_after_best_effort() {
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) == 0);
+  std::binary_semaphore keys_freed{0}, policy_switched{0};
+  std::thread owner([&] {
+    std::vector<void*> keys;
+    lockbox_test::start_capturing_stderr();
+    for (int i = 0; i < 3000; ++i) {
+      void* key = lockbox_malloc(32);
+      CHECK(key != nullptr);
+      if (key == nullptr) break;
+      std::memset(key, 0x42, 32);
+      keys.push_back(key);
+    }
+    lockbox_test::stop_capturing_stderr();
+    auto locked = lockbox_test::locked_ranges();
+    std::vector<void*> live_unlocked;
+    std::size_t freed_locked = 0, freed_unlocked = 0;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      bool is_locked = in_ranges(locked, keys[i], 32);
+      // Every key on a locked page goes (room for STRICT to lock pages again), and every other
+      // one on an unlocked page; the rest stay live, so that their pages stay in use.
+      if (is_locked || i % 2 == 1) {
+        ++(is_locked ? freed_locked : freed_unlocked);
+        lockbox_free(keys[i]);
+      } else {
+        live_unlocked.push_back(keys[i]);
+      }
+    }
+    CHECK_MESSAGE(freed_unlocked > 100 && live_unlocked.size() > 100,
+                  "%zu unlocked keys freed, %zu kept", freed_unlocked, live_unlocked.size());
+    CHECK(freed_locked > 100);
+    keys_freed.release();
+    policy_switched.acquire();
+
+    std::vector<void*> strict_keys;
+    while (strict_keys.size() < 3000) {
+      void* key = lockbox_malloc(32);
+      if (key == nullptr) break;
+      strict_keys.push_back(key);
+    }
+    locked = lockbox_test::locked_ranges();
+    std::size_t not_locked = 0;
+    for (void* key : strict_keys) not_locked += in_ranges(locked, key, 32) ? 0 : 1;
+    CHECK_MESSAGE(not_locked == 0, "%zu of %zu keys handed out under STRICT are not locked",
+                  not_locked, strict_keys.size());
+    // The room the freed locked keys made is used again (shared with the pages of live keys
+    // that STRICT locks to put more keys on them).
+    CHECK_MESSAGE(strict_keys.size() > 100, "%zu keys under STRICT, %zu locked ones freed",
+                  strict_keys.size(), freed_locked);
+    check_kernel_agrees();
+    for (void* key : strict_keys) lockbox_free(key);
+    for (void* key : live_unlocked) lockbox_free(key);
+  });
+  keys_freed.acquire();
+  CHECK(lockbox_set_policy(LOCKBOX_POLICY_STRICT) == 0);
+  policy_switched.release();
+  owner.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,6 +286,8 @@ int main(int argc, char** argv) {
     strict_then_best_effort();
   } else if (mode == "env-best-effort") {
     best_effort_from_environment();
+  } else if (mode == "strict-after-best-effort") {
+    strict_after_best_effort();
   } else {
     CHECK_MESSAGE(false, "unknown mode '%s'", mode.c_str());
   }
