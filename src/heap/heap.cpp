@@ -346,7 +346,7 @@ bool Heap::refill(ThreadCache& cache, std::size_t class_index) {
 
 std::size_t Heap::take_from_shard(std::uint32_t index, std::size_t class_index,
                                   std::size_t wanted, small::CachedSlot* out) {
-  ReclaimContext context{shards_, index, &budget_, &large_};
+  ReclaimContext context{shards_, index, &budget_, &large_, true};
   small::Shard& shard = shards_[index];
   FutexLockGuard guard(shard.lock());
   return shard.take_slots(class_index, wanted, out, generation_.load(std::memory_order_relaxed),
@@ -479,7 +479,7 @@ void* Heap::allocate_small_entered(std::size_t size, std::size_t class_index,
     // A thread in its last TLS destructors, or no memory for a cache: take the shard lock for
     // this one allocation.
     std::uint32_t index = 0;
-    ReclaimContext context{shards_, index, &budget_, &large_};
+    ReclaimContext context{shards_, index, &budget_, &large_, true};
     FutexLockGuard guard(shards_[index].lock());
     void* pointer = shards_[index].allocate(
         size, class_index, operation, generation_.load(std::memory_order_relaxed), index,
@@ -588,6 +588,14 @@ bool Heap::reclaim_from_shards(void* context) {
   auto* reclaim = static_cast<ReclaimContext*>(context);
   // Freed large blocks kept for reuse go first: they serve no live object.
   if (reclaim->large->release_cache(*reclaim->budget)) return true;
+  bool spare_busy_reserves =
+      reclaim->may_stay_unlocked && reclaim->budget->policy() == budget::Policy::kBestEffort;
+  std::uint64_t now_ms = spare_busy_reserves ? os::coarse_milliseconds() : 0;
+  std::uint64_t delay_ms = small::Shard::kTrimDelayMs;
+  std::uint64_t recent_ms = now_ms > delay_ms ? now_ms - delay_ms : 0;
+  auto spared = [&](const small::Shard& shard) {
+    return spare_busy_reserves && shard.drew_on_reserve_since(recent_ms);
+  };
   bool released = false;
   for (std::size_t i = 0; i < kShards; ++i) {
     small::Shard& shard = reclaim->shards[i];
@@ -595,11 +603,13 @@ bool Heap::reclaim_from_shards(void* context) {
       // In the middle of this shard's take_slots: its pages only, not its quarantine (whose
       // slots would go back to runs that take_slots may be using); give_back_for_budget
       // empties that one once no shard is held.
-      released |= shard.release_empty_pages(*reclaim->budget);
+      if (!spared(shard)) released |= shard.release_empty_pages(*reclaim->budget);
     } else if (shard.lock().try_lock()) {
       // try_lock only: waiting here while holding our own shard could deadlock.
-      released |= shard.empty_quarantine(*reclaim->budget);
-      released |= shard.release_empty_pages(*reclaim->budget);
+      if (!spared(shard)) {
+        released |= shard.empty_quarantine(*reclaim->budget);
+        released |= shard.release_empty_pages(*reclaim->budget);
+      }
       shard.lock().unlock();
     }
   }
@@ -637,7 +647,7 @@ void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation 
 void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded,
                            bool in_handler) {
   for (int attempt = 0;; ++attempt) {
-    ReclaimContext context{shards_, kShards, &budget_, &large_};
+    ReclaimContext context{shards_, kShards, &budget_, &large_, true};
     void* pointer = large_.allocate(size, alignment, budget_,
                                     pages::Reclaimer{&Heap::reclaim_from_shards, &context},
                                     guarded);

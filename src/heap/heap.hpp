@@ -214,8 +214,15 @@ class Heap {
     std::size_t held;  // the shard whose lock the caller holds, or kShards for none
     budget::Budget* budget;
     large::LargeHeap* large;
+    // The caller's memory may stay unlocked under BEST_EFFORT (an allocation's pages; not a
+    // caller lock, which must be the kernel's lock or fail).
+    bool may_stay_unlocked;
   };
-  // The reclaimer: the large blocks' cache first, then the shards' empty pages.
+  // The reclaimer: the large blocks' cache first, then the shards' empty pages. Under
+  // BEST_EFFORT, for memory that may stay unlocked, it leaves alone the empty pages of a shard
+  // that drew on them within the trim delay: giving them up would only trade one locked page
+  // for another, and that shard would trade it back the same way (five system calls and a TLB
+  // shootdown each time: the churn of many threads past the budget).
   static bool reclaim_from_shards(void* context);
 
 
@@ -243,7 +250,7 @@ class Heap {
   std::atomic<std::int64_t> retired_bytes_{0};
   // Last: the members above are the allocation paths', kept together.
   // Room for caller locks comes from every shard, none of whose locks the caller holds.
-  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_, &large_};
+  ReclaimContext unheld_reclaim_{shards_, kShards, &budget_, &large_, false};
   CallerLocks caller_locks_{registry_, shards_, large_, budget_, generation_,
                             pages::Reclaimer{&Heap::reclaim_from_shards, &unheld_reclaim_}};
 };

@@ -604,6 +604,7 @@ void Shard::forget_arenas_after_fork() {
   committed_pages_ = 0;
   over_limit_since_ms_ = 0;
   unlocked_over_limit_since_ms_ = 0;
+  reserve_drawn_ms_ = 0;
 }
 
 }  // namespace lockbox::small

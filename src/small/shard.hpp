@@ -104,6 +104,10 @@ class alignas(kCacheLine) Shard {
   void release_page(Arena& arena, std::size_t page, budget::Budget& budget);
   // Releases every empty committed page; true if any was released.
   bool release_empty_pages(budget::Budget& budget);
+  // Has a page left the reserve for a run at `since_ms` (coarse clock) or later? Under the lock.
+  bool drew_on_reserve_since(std::uint64_t since_ms) const {
+    return reserve_drawn_ms_ != 0 && reserve_drawn_ms_ >= since_ms;
+  }
   // Returns every quarantined slot to its run (the first thing the budget takes back); true if
   // there was one. Never from inside one of this shard's own operations (the reclaimer called
   // by take_slots): returning slots may link and dissolve the runs that operation is using.
@@ -165,6 +169,7 @@ class alignas(kCacheLine) Shard {
   void trim_if_over_for_long(budget::Budget& budget, PageState kind);
   // A page left the reserve: once it is within its limit again, the delay starts over.
   void note_page_left_reserve() {
+    reserve_drawn_ms_ = os::coarse_milliseconds();
     --empty_committed_pages_;
     if (empty_committed_pages_ <= reserve_limit()) over_limit_since_ms_ = 0;
   }
@@ -199,6 +204,7 @@ class alignas(kCacheLine) Shard {
   std::size_t committed_pages_ = 0;
   std::uint64_t over_limit_since_ms_ = 0;  // 0: the reserve is within its limit
   std::uint64_t unlocked_over_limit_since_ms_ = 0;  // the same for empty_unlocked_pages_
+  std::uint64_t reserve_drawn_ms_ = 0;  // when a page last left the reserve (0: never)
   RandomStream random_;  // canary keys and slot choices
 };
 

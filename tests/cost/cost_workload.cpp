@@ -11,6 +11,8 @@
 //                                    frees of blocks another thread allocated
 //   cost_workload steady T N         the same on T long-lived threads, slots only, counted after
 //                                    a warm-up of N operations each
+//   cost_workload steady-past-budget T N  the same under BEST_EFFORT with twice as much live
+//                                    as the limit locks
 // Each runs as an ordinary user at RLIMIT_MEMLOCK = 8 MiB, after a warm-up of the same work.
 // The threads keep about 2 MiB live, so that what is counted is the locks, not the hand-over of
 // other threads' caches when the budget runs out (which still waits with sched_yield).
@@ -94,6 +96,9 @@ void large(std::size_t bytes, std::size_t cycles) {
 }
 
 constexpr std::size_t kSharedBlocks = 64;  // and 4 of its own per thread: about 2 MiB live at 32
+// Slots of 16 B to 64 KiB (8 KiB on average) in 2,048 shared places: about 16 MiB live, twice
+// what the 8 MiB limit locks.
+constexpr std::size_t kPastBudgetBlocks = 2048;
 
 void threads(int count, std::size_t operations) {
   std::vector<std::atomic<void*>> shared(kSharedBlocks);
@@ -118,8 +123,8 @@ void threads(int count, std::size_t operations) {
 // The same threads, long-lived (as a server's workers are), and slots only: after a warm-up of
 // the same work, steady state between the markers, where pages must neither go back to the
 // kernel nor be committed again.
-void steady_threads(int count, std::size_t operations) {
-  std::vector<std::atomic<void*>> shared(kSharedBlocks);
+void steady_threads(int count, std::size_t operations, std::size_t shared_blocks = kSharedBlocks) {
+  std::vector<std::atomic<void*>> shared(shared_blocks);
   std::barrier phase(count + 1);
   std::vector<std::thread> workers;
   for (int t = 0; t < count; ++t) {
@@ -151,7 +156,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: cost_workload bulk|lock N [crowded] | past-budget N SIZE | "
                  "large BYTES N | "
-                 "threads|steady T N\n");
+                 "threads|steady|steady-past-budget T N\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -178,6 +183,9 @@ int main(int argc, char** argv) {
     threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10));
   } else if (mode == "steady" && argc > 3) {
     steady_threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10));
+  } else if (mode == "steady-past-budget" && argc > 3) {
+    if (lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) != 0) fail("no BEST_EFFORT");
+    steady_threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10), kPastBudgetBlocks);
   } else {
     std::fprintf(stderr, "cost_workload: unknown mode %s\n", argv[1]);
     return 2;
