@@ -222,8 +222,9 @@ typedef enum lockbox_policy {
 /* 0, or -1 with errno EINVAL for an unknown policy. The environment variable
  * LOCKBOX_POLICY=strict|best-effort sets the initial policy (ignored in setuid programs). Once
  * a switch to STRICT returns, every allocation is locked or fails, even where BEST_EFFORT left
- * pages unlocked (every thread's cache is emptied first); objects allocated before it stay as
- * they are. Not for signal handlers that may interrupt lockbox. */
+ * pages unlocked (every thread's cache is emptied first; where membarrier(2) is refused, other
+ * threads' caches only at their next refill); objects allocated before it stay as they are.
+ * Not for signal handlers that may interrupt lockbox. */
 LOCKBOX_API int lockbox_set_policy(lockbox_policy policy) LOCKBOX_NOEXCEPT;
 LOCKBOX_API lockbox_policy lockbox_get_policy(void) LOCKBOX_NOEXCEPT;
 
