@@ -209,6 +209,10 @@ bool Heap::give_back_for_budget(ThreadCache* cache) {
   // now, and so do every other thread's (drain_other_caches); without membarrier, theirs go
   // back at their next visit to a shard, when they see the epoch move.
   reclaim_epoch_.fetch_add(1, std::memory_order_relaxed);
+  // Another thread may be emptying this cache (it saw the thread outside lockbox before this
+  // call entered): two flushes of one bin at once move its tail past its head. The large
+  // blocks' path and set_policy come here with no other look at the request.
+  if (cache != nullptr) wait_while_drained(*cache);
   bool gave_back = cache != nullptr && flush_all(*cache);
   // The shards' quarantines of slots above 8 KiB as well: no shard is held here, so none is in
   // the middle of an operation whose runs the returned slots could change.
