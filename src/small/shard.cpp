@@ -424,14 +424,17 @@ bool Shard::hold_slot_pages(Run& run, std::size_t slot, budget::Budget& budget,
   return true;
 }
 
-Shard::SlotPlace Shard::find_slot_on_held_pages(std::size_t class_index) {
+Shard::SlotPlace Shard::find_slot_on_held_pages(std::size_t class_index, bool locked_only) {
   std::size_t slots = run_slots(class_index);
+  auto usable = [locked_only](PageState state) {
+    return locked_only ? state == PageState::kLocked : state != PageState::kReserved;
+  };
   for (Run* run = runs_with_room_[class_index]; run != nullptr; run = run->next) {
     for (std::size_t slot = 0; slot < slots; ++slot) {
       if (run->used.test(slot)) continue;
       PageSpan span = pages_of_slot(*run, slot);
-      if (run->arena->page_state[span.first] != PageState::kReserved &&
-          run->arena->page_state[span.last] != PageState::kReserved) {
+      if (usable(run->arena->page_state[span.first]) &&
+          usable(run->arena->page_state[span.last])) {
         return {run, slot};
       }
     }
@@ -456,14 +459,17 @@ std::size_t Shard::take_slots(std::size_t class_index, std::size_t wanted, Cache
     // With no budget left, a random pick would land on an uncommitted page and make the
     // reclaimer give pages back only to take them again: use the pages held already.
     SlotPlace place{run, slot};
+    // Under STRICT, a page BEST_EFFORT left unlocked is held only once it is locked, which
+    // takes budget too: only locked pages cost nothing.
+    bool locked_only = budget.policy() == budget::Policy::kStrict;
     if (!run->arena->secretmem && !budget.has_room(os::kPageSize)) {
-      SlotPlace held = find_slot_on_held_pages(class_index);
+      SlotPlace held = find_slot_on_held_pages(class_index, locked_only);
       if (held.run != nullptr) place = held;
     }
     if (!hold_slot_pages(*place.run, place.slot, budget, reclaimer)) {
       // Out of budget. A free slot on pages already committed costs nothing: take one if any
       // run of the class has it (the random pick may have landed on an uncommitted page).
-      SlotPlace found = find_slot_on_held_pages(class_index);
+      SlotPlace found = find_slot_on_held_pages(class_index, locked_only);
       if (found.run == nullptr || !hold_slot_pages(*found.run, found.slot, budget, reclaimer)) {
         if (run->live == 0) dissolve_run(*run);
         // Committed pages may sit in the empty runs other classes keep (memfd_secret pages

@@ -159,8 +159,9 @@ class alignas(kCacheLine) Shard {
     Run* run;
     std::size_t slot;
   };
-  // A free slot of the class whose pages are committed already; run nullptr if none.
-  SlotPlace find_slot_on_held_pages(std::size_t class_index);
+  // A free slot of the class whose pages are committed already (and locked, if
+  // `locked_only`); run nullptr if none.
+  SlotPlace find_slot_on_held_pages(std::size_t class_index, bool locked_only);
   // Releases empty pages of `kind` (kLocked: the reserve; kUnlocked: those BEST_EFFORT keeps)
   // until at most `target` remain; true if it released any.
   bool trim_empty_pages(budget::Budget& budget, std::size_t target, PageState kind);
