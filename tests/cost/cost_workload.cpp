@@ -14,8 +14,9 @@
 //   cost_workload steady-past-budget T N  the same under BEST_EFFORT with twice as much live
 //                                    as the limit locks
 // Each runs as an ordinary user at RLIMIT_MEMLOCK = 8 MiB, after a warm-up of the same work.
-// The threads keep about 2 MiB live, so that what is counted is the locks, not the hand-over of
-// other threads' caches when the budget runs out (which still waits with sched_yield).
+// The threads and steady workloads keep about 2 MiB live, so that what is counted is the locks,
+// not the hand-over of other threads' caches when the budget runs out; steady-past-budget keeps
+// about 16 MiB live, to count what running past the budget costs.
 // "crowded": first lock 64 KiB of the application's own memory and make 10,000 mappings.
 #include <lockbox/lockbox.h>
 #include <unistd.h>
