@@ -74,6 +74,12 @@ extern "C" {
  * called from handlers at all. Leaving a handler that interrupted lockbox with siglongjmp is
  * not supported. The reason text of a failure is formatted with vsnprintf. */
 
+/* Threads, cancellation and fork. Every call is thread-safe. None is a cancellation point: a
+ * thread whose cancellation another requested (deferred, the default) finishes the lockbox call
+ * and is cancelled at its own next cancellation point, and a fatal report still aborts. None
+ * may be called with asynchronous cancellation enabled. fork() may come from any thread at any
+ * moment, also while another thread makes the process's first lockbox call. */
+
 /* ------------------------------------------------------------------------------------------
  * Allocation
  * Every pointer is aligned to at least 16 bytes. On failure: NULL, errno (ENOMEM or EINVAL)

@@ -68,7 +68,27 @@ __attribute__((always_inline)) inline void* hand_out_cached(ThreadCache& cache,
   return slot.address;
 }
 
+// Where the start is, against fork. A fork copies only the forking thread: a child that
+// inherited a start in progress would wait for it for ever. So fork waits for a start in
+// progress to finish, and no start begins while a fork is in progress.
+enum StartState : std::uint32_t { kNotStarted, kStarting, kForking, kStarted };
+constinit std::atomic<std::uint32_t> g_start_state{kNotStarted};
+
+// When the library is loaded, before anything can start the heap: registered at the end of
+// the start, as they were, the handlers missed a fork in the middle of the start.
+__attribute__((constructor)) void register_fork_handlers_on_load() {
+  Heap::register_fork_handlers();
+}
+
 }  // namespace
+
+void Heap::register_fork_handlers() {
+  // Without these handlers a fork could copy a held lock into the child: fail closed.
+  if (::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent,
+                       &Heap::after_fork_in_child) != 0) {
+    report::fatal_os_failure("pthread_atfork", nullptr);
+  }
+}
 
 Heap& Heap::start() {
   // Exactly once, even when threads race to it; not a function-local static, whose guard a
@@ -79,16 +99,28 @@ Heap& Heap::start() {
   // first call to block them may stop in the dynamic linker to resolve the symbol) would wait
   // below for the start its own thread had claimed and would never finish (signal_reentry
   // startup hung in about one run in eight).
-  static constinit std::atomic<bool> starting{false};
-  os::SignalMask saved;
-  os::block_signals(&saved);
-  if (!starting.exchange(true, std::memory_order_acq_rel)) {
-    started_.store(new (g_heap_storage) Heap, std::memory_order_release);
+  // Cancellation is off for the same reason: sodium_init reads getrandom, a cancellation point,
+  // and a thread cancelled there would leave every other waiting below for ever.
+  for (;;) {
+    os::SignalMask saved;
+    os::block_signals(&saved);
+    std::uint32_t state = kNotStarted;
+    if (g_start_state.compare_exchange_strong(state, kStarting, std::memory_order_acq_rel)) {
+      {
+        os::CancellationOff no_cancellation;
+        started_.store(new (g_heap_storage) Heap, std::memory_order_release);
+      }
+      g_start_state.store(kStarted, std::memory_order_release);
+    }
+    os::restore_signals(saved);
+    // Another thread is starting the heap, or forking before anyone has: wait, and claim the
+    // start again once such a fork is over.
+    for (;;) {
+      if (Heap* heap = started_.load(std::memory_order_acquire)) return *heap;
+      if (g_start_state.load(std::memory_order_acquire) == kNotStarted) break;
+      os::yield_cpu();
+    }
   }
-  os::restore_signals(saved);
-  Heap* heap;
-  while ((heap = started_.load(std::memory_order_acquire)) == nullptr) os::yield_cpu();
-  return *heap;
 }
 
 Heap::Heap() {
@@ -111,11 +143,6 @@ Heap::Heap() {
   // Without it a thread's exit would leave its cache's slots pinned: fail closed.
   if (!thread_exit::install(&retire_this_threads_cache, &release_last_error_message)) {
     report::fatal_os_failure("pthread_key_create", nullptr);
-  }
-  // Without these handlers a fork could copy a held lock into the child: fail closed.
-  if (::pthread_atfork(&Heap::before_fork, &Heap::after_fork_in_parent,
-                       &Heap::after_fork_in_child) != 0) {
-    report::fatal_os_failure("pthread_atfork", nullptr);
   }
 }
 
@@ -813,27 +840,48 @@ Stats Heap::stats() {
 }
 
 void Heap::before_fork() {
+  // A start in progress on another thread finishes first, and none begins until the fork is
+  // over: a heap that was never started has nothing to lock.
+  std::uint32_t state = kNotStarted;
+  while (!g_start_state.compare_exchange_weak(state, kForking, std::memory_order_acq_rel)) {
+    if (state == kStarted) break;
+    os::yield_cpu();  // another thread is starting the heap, or forking before anyone has
+    state = kNotStarted;
+  }
+  if (state != kStarted) return;
   Heap& heap = instance();
   // No handler may run between here and the child's reset: it could find a lock held.
   os::block_signals(&heap.fork_signal_mask_);
-  heap.caller_locks_.lock_for_fork();
+  // The list of caches first (heap.hpp, the lock order): a thread that holds it waits for the
+  // others to leave lockbox, and one of them may be inside lockbox_lock, waiting for the
+  // caller-lock table's lock that this thread would otherwise hold.
   heap.caches_lock_.lock();
+  heap.caller_locks_.lock_for_fork();
   for (auto& shard : heap.shards_) shard.lock().lock();
   heap.large_.lock_for_fork();
   heap.zero_size_.lock_for_fork();
 }
 
+// True (and the start is open again) if the fork happened before the heap was started.
+bool Heap::forked_before_start() {
+  if (g_start_state.load(std::memory_order_relaxed) != kForking) return false;
+  g_start_state.store(kNotStarted, std::memory_order_release);
+  return true;
+}
+
 void Heap::after_fork_in_parent() {
+  if (forked_before_start()) return;
   Heap& heap = instance();
   heap.zero_size_.unlock_after_fork();
   heap.large_.unlock_after_fork();
   for (auto& shard : heap.shards_) shard.lock().unlock();
-  heap.caches_lock_.unlock();
   heap.caller_locks_.unlock_after_fork();
+  heap.caches_lock_.unlock();
   os::restore_signals(heap.fork_signal_mask_);
 }
 
 void Heap::after_fork_in_child() {
+  if (forked_before_start()) return;
   Heap& heap = instance();
   heap.generation_.fetch_add(1, std::memory_order_relaxed);
   for (auto& shard : heap.shards_) shard.forget_arenas_after_fork();

@@ -3,9 +3,11 @@
 // and the shard each thread refills from, fork handling, and the lock order. A thread holding
 // one of these locks takes only locks further down the list:
 //   1. sealed/'s rekey lock, then a box's mutex (sealed boxes call into the heap holding them)
-//   2. the caller-lock table's lock
-//   3. the thread-cache list's lock (held, by a thread that ran out of budget, while it waits
-//      for each other thread to leave lockbox: no thread inside lockbox waits for this lock)
+//   2. the thread-cache list's lock (held, by a thread that ran out of budget, while it waits
+//      for each other thread to leave lockbox: no thread inside lockbox waits for this lock,
+//      and no thread waits for it while it holds a lock that a thread inside lockbox may wait
+//      for, so it comes before all of those)
+//   3. the caller-lock table's lock
 //   4. a shard's lock (stats and fork take every shard's, in index order; a reclaim that holds
 //      one only try_locks the others)
 //   5. the large heap's lock
@@ -13,7 +15,8 @@
 //      the arena registry's insert lock (publishing a new arena) and the zero-byte objects'
 //      lock (malloc(0), which takes no other)
 // Fork takes 1 (sealed/'s handler runs first), then 2 to 5 and the zero-byte objects' lock, and
-// releases them in the parent; the child starts every lock afresh.
+// releases them in the parent; the child starts every lock afresh. Fork also waits for a start
+// of the heap in progress, and holds back a start until it is over (heap.cpp).
 #pragma once
 
 #include <atomic>
@@ -53,6 +56,9 @@ class Heap {
  public:
   static constexpr std::size_t kShards = 4;
   static constexpr std::size_t kMinAlignment = 16;
+
+  // Once, when the library is loaded (heap.cpp).
+  static void register_fork_handlers();
 
   // The heap, started on first use by whichever thread gets there first.
   static Heap& instance() {
@@ -229,6 +235,7 @@ class Heap {
   static void before_fork();
   static void after_fork_in_parent();
   static void after_fork_in_child();
+  static bool forked_before_start();
 
   static inline std::atomic<Heap*> started_{nullptr};
   budget::Budget budget_;

@@ -59,7 +59,11 @@ ZeroSizeObjects::FreeResult ZeroSizeObjects::free(const void* pointer) {
   if (index == kObjects) return FreeResult::kNotAllocated;
   if (!live_.test(index)) return FreeResult::kDoubleFree;
   live_.clear(index);
-  --live_count_;
+  if (inherited_.test(index)) {
+    inherited_.clear(index);
+  } else {
+    --live_count_;
+  }
   sanitizers::released(pointer);
   return FreeResult::kFreed;
 }

@@ -45,10 +45,16 @@ class ZeroSizeObjects {
     return begin_.load(std::memory_order_relaxed) != 0 ? kRangeBytes : 0;
   }
 
-  // fork: the child keeps the range and the live objects (there is nothing secret in them).
+  // fork: the child keeps the range and the live objects (there is nothing secret in them), which
+  // it may free; its count of live objects starts from zero, as every other count of a child's
+  // does (lockbox.h: a child's stats cover only what it allocated itself).
   void lock_for_fork() { lock_.lock(); }
   void unlock_after_fork() { lock_.unlock(); }
-  void reset_after_fork() { lock_.reset_after_fork(); }
+  void reset_after_fork() {
+    lock_.reset_after_fork();
+    inherited_ = live_;
+    live_count_ = 0;
+  }
 
  private:
   // The index of a live object at `pointer`, or kObjects for an address never handed out or
@@ -65,7 +71,8 @@ class ZeroSizeObjects {
   std::size_t handed_out_ = 0;  // one past the highest index ever handed out
   std::size_t live_count_ = 0;
   using LiveBits = small::Bitmap<kObjects>;
-  LiveBits live_;  // set: live
+  LiveBits live_;       // set: live
+  LiveBits inherited_;  // set: live when this process was forked, not freed since (not counted)
 };
 
 }  // namespace lockbox::heap

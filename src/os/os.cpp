@@ -6,6 +6,7 @@
 #include <linux/capability.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -199,7 +200,7 @@ int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset) {
   return p == MAP_FAILED ? errno : 0;
 }
 
-void close_file(int fd) { ::close(fd); }
+void close_file(int fd) { ::syscall(SYS_close, fd); }
 
 int map_zero_placeholder(void* addr, std::size_t bytes) {
   void* p = ::mmap(addr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
@@ -233,18 +234,19 @@ int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* 
   auto first = reinterpret_cast<std::uintptr_t>(page_aligned_start);
   std::uintptr_t last = first + count * kPageSize;
   for (std::size_t i = 0; i < count; ++i) info[i] = PageInfo{};
-  int fd = ::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
+  long opened = ::syscall(SYS_openat, AT_FDCWD, "/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+  if (opened < 0) return errno;
+  int fd = static_cast<int>(opened);
   char chunk[4096];
   char line[512];
   std::size_t line_length = 0;
   std::uintptr_t vma_start = 0, vma_end = 0;
   bool overlapping = false, accessible = false;
   for (;;) {
-    ssize_t got = ::read(fd, chunk, sizeof chunk);
+    long got = ::syscall(SYS_read, fd, chunk, sizeof chunk);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;
-    for (ssize_t i = 0; i < got; ++i) {
+    for (long i = 0; i < got; ++i) {
       if (chunk[i] != '\n') {
         if (line_length + 1 < sizeof line) line[line_length++] = chunk[i];
         continue;
@@ -274,12 +276,12 @@ int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* 
       }
     }
   }
-  ::close(fd);
+  close_file(fd);
   return 0;
 }
 
 bool is_mapped(const void* page_aligned_start, std::size_t bytes) {
-  return ::msync(const_cast<void*>(page_aligned_start), bytes, MS_ASYNC) == 0;
+  return ::syscall(SYS_msync, page_aligned_start, bytes, MS_ASYNC) == 0;
 }
 
 std::size_t physical_memory_bytes() {
@@ -311,13 +313,19 @@ int process_barrier() {
 
 void write_stderr(const char* text, std::size_t length) {
   while (length > 0) {
-    ssize_t wrote = ::write(STDERR_FILENO, text, length);
+    long wrote = ::syscall(SYS_write, STDERR_FILENO, text, length);
     if (wrote < 0 && errno == EINTR) continue;
     if (wrote <= 0) return;
     text += wrote;
     length -= static_cast<std::size_t>(wrote);
   }
 }
+
+CancellationOff::CancellationOff() : saved_state_(PTHREAD_CANCEL_ENABLE) {
+  ::pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &saved_state_);
+}
+
+CancellationOff::~CancellationOff() { ::pthread_setcancelstate(saved_state_, nullptr); }
 
 void abort_process() { std::abort(); }
 

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: ISC
 // The only door to the kernel: every syscall and /proc read lockbox makes lives behind it.
 // Functions return 0 or an errno value (never abort, never touch errno for the caller).
+// None is a cancellation point: a thread that another asked to cancel must not end inside
+// lockbox, holding a lock that every other thread will wait on for ever (or, in a fatal report,
+// end quietly instead of aborting). The C library's open, read, close, write and msync are
+// cancellation points, so they are made here as plain system calls.
 #pragma once
 
 #include <atomic>
@@ -121,6 +125,20 @@ int process_barrier();
 // Milliseconds of CLOCK_MONOTONIC_COARSE: served by the vDSO, no system call, a few ns; at
 // least 1 (0 stays free to mean "not set"). Async-signal-safe.
 std::uint64_t coarse_milliseconds();
+
+// Turns deferred cancellation off for the calling thread while it lives, for the calls into
+// other libraries that may reach a cancellation point (libsodium's randomness reads getrandom
+// or /dev/urandom). A request made meanwhile stays pending for the thread's own next point.
+class CancellationOff {
+ public:
+  CancellationOff();
+  ~CancellationOff();
+  CancellationOff(const CancellationOff&) = delete;
+  CancellationOff& operator=(const CancellationOff&) = delete;
+
+ private:
+  int saved_state_;
+};
 
 void write_stderr(const char* text, std::size_t length);
 [[noreturn]] void abort_process();

@@ -9,6 +9,7 @@
 
 #include "heap/heap.hpp"
 #include "support/last_error.hpp"
+#include "support/random_stream.hpp"
 
 namespace lockbox::sealed {
 
@@ -126,12 +127,12 @@ int SealedBoxes::ensure_key() {
   if (key_.present()) return 0;
   if (int err = key_.generate()) return err;
   if (cookie_ == 0) {
-    randombytes_buf(&cookie_, sizeof cookie_);
+    fill_with_system_random(&cookie_, sizeof cookie_);
     cookie_ |= 1;
   }
   if (!fork_handlers_registered_) {
-    // Registered after the heap's (generate() started it): so this prepare handler runs before
-    // the heap's, matching the lock order (boxes, then the heap).
+    // Registered after the heap's (which are registered when the library loads): so this
+    // prepare handler runs before the heap's, matching the lock order (boxes, then the heap).
     if (pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child) != 0) {
       key_.release();
       set_last_error("lockbox_seal: cannot register the fork handlers (pthread_atfork failed)");

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "heap/heap.hpp"
+#include "support/random_stream.hpp"
 
 namespace lockbox::sealed {
 namespace {
@@ -24,7 +25,7 @@ int SplitKey::generate() {
   heap::Heap& heap = heap::Heap::instance();
   auto* shares = static_cast<unsigned char*>(heap.allocate_guarded(kShareBytes));
   if (shares == nullptr) return ENOMEM;
-  randombytes_buf(shares, kShareBytes);
+  fill_with_system_random(shares, kShareBytes);
   // Read-only from now on: a stray write faults instead of changing the key of every box.
   heap.protect(shares, Protection::kReadOnly);
   release();

@@ -4,6 +4,8 @@
 
 #include <sodium.h>
 
+#include "os/os.hpp"
+
 namespace lockbox {
 namespace {
 
@@ -12,8 +14,13 @@ std::atomic<std::uint64_t> g_next_nonce{0};
 
 }  // namespace
 
+void fill_with_system_random(void* out, std::size_t bytes) {
+  os::CancellationOff no_cancellation;
+  randombytes_buf(out, bytes);
+}
+
 void RandomStream::rekey_process() {
-  randombytes_buf(g_key, sizeof g_key);
+  fill_with_system_random(g_key, sizeof g_key);
   g_next_nonce.store(0, std::memory_order_relaxed);
 }
 

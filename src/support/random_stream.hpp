@@ -13,6 +13,11 @@
 
 namespace lockbox {
 
+// `bytes` from the system's generator (libsodium's randombytes_buf), with thread cancellation
+// off: getrandom and reads of /dev/urandom are cancellation points (os/os.hpp says why lockbox
+// must never be one). For keys and cookies; the allocation paths draw on a RandomStream.
+void fill_with_system_random(void* out, std::size_t bytes);
+
 class RandomStream {
  public:
   static constexpr std::size_t kBytes = 256;

@@ -25,7 +25,7 @@ enum ChildFailure {
   kNewSecretUnlocked = 1 << 4,
   kStatsDisagreeWithKernel = 1 << 5,
   kSecretmemDescriptorOpen = 1 << 6,
-  kSecretmemHoleNotFilled = 1 << 7,
+  kSecretmemHoleNotFilled = 1 << 7,  // the exit status keeps 8 bits: no more
 };
 
 // Does this process hold a descriptor of a memfd_secret file (through which it could map the
@@ -53,7 +53,7 @@ bool all_zero(const unsigned char* bytes, std::size_t length) {
 }
 
 int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t large_size,
-          bool secretmem) {
+          void* empty, bool secretmem) {
   int failures = 0;
   // Anonymous arenas are wiped in the child (MADV_WIPEONFORK). memfd_secret arenas are not in
   // the child at all (MADV_DONTFORK); lockbox fills the hole with read-only zero pages, so that
@@ -69,6 +69,15 @@ int child(unsigned char* small_secret, unsigned char* large_secret, std::size_t 
   if (stats.locked_bytes != 0 || stats.live_allocations != 0) failures |= kInheritedStats;
   lockbox_free(small_secret);
   lockbox_free(large_secret);
+  // A zero-byte object the parent holds (the check above counted it too): freed here, it
+  // counts neither before nor after; the child's own counts as one.
+  void* own_empty = lockbox_malloc(0);
+  lockbox_get_stats(&stats, sizeof stats);
+  if (own_empty == nullptr || stats.live_allocations != 1) failures |= kInheritedStats;
+  lockbox_free(empty);
+  lockbox_free(own_empty);
+  lockbox_get_stats(&stats, sizeof stats);
+  if (stats.live_allocations != 0) failures |= kInheritedStats;
   auto* fresh = static_cast<unsigned char*>(lockbox_malloc(64));
   if (fresh == nullptr) return failures | kCannotAllocate;
   std::memset(fresh, 0x77, 64);
@@ -88,7 +97,8 @@ int main() {
   constexpr std::size_t kLargeSize = 100000;
   auto* small_secret = static_cast<unsigned char*>(lockbox_malloc(32));
   auto* large_secret = static_cast<unsigned char*>(lockbox_malloc(kLargeSize));
-  CHECK(small_secret != nullptr && large_secret != nullptr);
+  void* empty = lockbox_malloc(0);
+  CHECK(small_secret != nullptr && large_secret != nullptr && empty != nullptr);
   std::memset(small_secret, 0xA5, 32);
   std::memset(large_secret, 0x5A, kLargeSize);
   lockbox_stats stats;
@@ -99,7 +109,7 @@ int main() {
 
   std::fflush(stdout);
   pid_t pid = fork();
-  if (pid == 0) std::exit(child(small_secret, large_secret, kLargeSize, secretmem));  // normal exit
+  if (pid == 0) std::exit(child(small_secret, large_secret, kLargeSize, empty, secretmem));
   int status = 0;
   CHECK(waitpid(pid, &status, 0) == pid);
   CHECK_MESSAGE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -111,5 +121,7 @@ int main() {
   CHECK(lockbox_test::kernel_says_locked(small_secret, 32));
   lockbox_free(small_secret);
   lockbox_free(large_secret);
+  CHECK(lockbox_owns(empty));  // the child's free was its own
+  lockbox_free(empty);
   return lockbox_test::finish();
 }
