@@ -3,9 +3,9 @@
 // whether the kernel already has the foreign ones locked), hold (arena pages count like
 // objects), lock (mlock the foreign pages, under the budget and the policy), exclude from dumps,
 // record. A step that fails leaves the plan saying what was done so far, and one roll_back()
-// undoes exactly that. Nothing here reads /proc but the explanation of a refusal (and kernels
-// before 5.4, which lack MADV_COLD): a lock costs in proportion to its pages, not to the
-// process's mappings.
+// undoes exactly that. Nothing here reads /proc but kernels before 5.4, which lack MADV_COLD,
+// and the explanation of a refusal where a seccomp filter refuses process_vm_readv: a lock, or
+// a refusal, costs in proportion to its pages, not to the process's mappings.
 #include "heap/caller_locks.hpp"
 
 #include <sodium.h>
@@ -225,9 +225,25 @@ int CallerLocks::explain_unlockable(const os::PageInfo& kernel, void* page) {
 }
 
 int CallerLocks::explain_refused_mlock(const Plan& plan) {
-  // The kernel refuses mlock on a PROT_NONE page with the ENOMEM it gives for the limit: only
-  // its own account of the pages tells which it was. Slow (smaps), and only on this error path.
+  // The kernel refuses mlock on a PROT_NONE page with the ENOMEM it gives for the limit: a page
+  // of the refused runs this process cannot read tells which. The probe costs in proportion to
+  // the pages; smaps, in proportion to the process's mappings, only where it is refused.
   const PageRange& range = plan.range;
+  constexpr int kProbeRefused = -1;  // not an errno value
+  auto needs_mlock = [](const Plan::Page& step) { return step.needs_mlock; };
+  int explained = for_each_run(
+      plan.pages, range.count, needs_mlock, [&](std::size_t first, std::size_t end) {
+        std::size_t unreadable = 0;
+        if (os::first_unreadable_page(range.pointer(first), end - first, &unreadable) != 0) {
+          return kProbeRefused;
+        }
+        if (unreadable == end - first) return 0;
+        void* page = range.pointer(first + unreadable);
+        os::PageInfo kernel;
+        kernel.mapped = os::is_mapped(page, os::kPageSize);
+        return explain_unlockable(kernel, page);
+      });
+  if (explained != kProbeRefused) return explained;
   metadata::Array<os::PageInfo> kernel;
   if (!kernel.resize(range.count) ||
       os::describe_pages(range.pointer(0), range.count, kernel.begin()) != 0) {

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #ifndef SYS_memfd_secret
 #define SYS_memfd_secret 447  // x86_64, Linux 5.14
@@ -278,6 +279,45 @@ int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* 
   }
   close_file(fd);
   return 0;
+}
+
+std::atomic<int> g_simulated_probe_error{0};
+
+void simulate_unreadable_probe_error(int error) {
+  g_simulated_probe_error.store(error, std::memory_order_relaxed);
+}
+
+int first_unreadable_page(const void* page_aligned_start, std::size_t count, std::size_t* index) {
+  *index = 0;
+  if (int simulated = g_simulated_probe_error.load(std::memory_order_relaxed)) return simulated;
+  constexpr std::size_t kBatch = 64;
+  unsigned char copied_bytes[kBatch];
+  iovec local{copied_bytes, kBatch};
+  iovec remote[kBatch];
+  auto first = reinterpret_cast<std::uintptr_t>(page_aligned_start);
+  long self = ::syscall(SYS_getpid);
+  int err = 0;
+  std::size_t done = 0;
+  while (done < count) {
+    std::size_t batch = count - done < kBatch ? count - done : kBatch;
+    for (std::size_t i = 0; i < batch; ++i) {
+      remote[i] = {reinterpret_cast<void*>(first + (done + i) * kPageSize), 1};
+    }
+    local.iov_len = batch;
+    // A partial copy stops at the first page it could not read; none at all is EFAULT.
+    long copied = ::syscall(SYS_process_vm_readv, self, &local, 1, remote, batch, 0);
+    if (copied < 0 && errno != EFAULT) {
+      err = errno;
+      break;
+    }
+    if (copied < 0) copied = 0;
+    done += static_cast<std::size_t>(copied);
+    if (static_cast<std::size_t>(copied) < batch) break;
+  }
+  // The bytes are the application's (maybe the very secret it asked to lock).
+  ::explicit_bzero(copied_bytes, sizeof copied_bytes);
+  *index = done;
+  return err;
 }
 
 bool is_mapped(const void* page_aligned_start, std::size_t bytes) {

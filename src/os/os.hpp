@@ -95,6 +95,17 @@ struct PageInfo {
 // Fills info[i] for the page at page_aligned_start + i * kPageSize, i < count.
 int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* info);
 
+// The first of `count` pages from page_aligned_start that this process cannot read (not
+// mapped, or PROT_NONE), or `count` when it can read them all, in *index. The kernel copies one
+// byte of each page (process_vm_readv on this process, up to 64 pages a call), so a fault is an
+// EFAULT, not a signal: in proportion to the pages, whatever the process's mappings. 0, or an
+// errno value when the call is refused (a seccomp filter may: Docker's default profile does
+// without CAP_SYS_PTRACE); describe_pages can tell then.
+int first_unreadable_page(const void* page_aligned_start, std::size_t count, std::size_t* index);
+// Test hook: make first_unreadable_page fail with `error`, as a seccomp filter would (0 restores
+// the real call).
+void simulate_unreadable_probe_error(int error);
+
 // Is every page of [page_aligned_start, + bytes) mapped (whatever its protection)? One
 // system call (msync MS_ASYNC, which changes nothing), whatever the range's length.
 bool is_mapped(const void* page_aligned_start, std::size_t bytes);

@@ -6,6 +6,8 @@
 //                                    than the limit locks, then free them, three rounds
 //   cost_workload lock N [crowded|straddling]  N lockbox_lock + lockbox_unlock pairs on a
 //                                    256-byte stack buffer (straddling: across a page boundary)
+//   cost_workload lock-refused N [crowded]  N lockbox_lock calls refused (EACCES) on two pages
+//                                    whose second is PROT_NONE
 //   cost_workload large BYTES N      N allocations of BYTES, each written and freed
 //   cost_workload threads T N        T threads, N operations each, 16 B to 64 KiB, half of the
 //                                    frees of blocks another thread allocated
@@ -19,10 +21,12 @@
 // about 16 MiB live, to count what running past the budget costs.
 // "crowded": first lock 64 KiB of the application's own memory and make 10,000 mappings.
 #include <lockbox/lockbox.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <barrier>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,6 +85,20 @@ void lock_stack_buffer(std::size_t pairs, bool straddling) {
   marker("cost:begin");
   for (std::size_t i = 0; i < pairs; ++i) pair();
   marker("cost:end");
+}
+
+void lock_refused(std::size_t calls) {
+  auto* pages = static_cast<unsigned char*>(
+      mmap(nullptr, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (pages == MAP_FAILED || mprotect(pages + 4096, 4096, PROT_NONE) != 0) fail("no pages");
+  auto refused = [&] {
+    if (lockbox_lock(pages + 4000, 200) == 0 || errno != EACCES) fail("not refused with EACCES");
+  };
+  refused();
+  marker("cost:begin");
+  for (std::size_t i = 0; i < calls; ++i) refused();
+  marker("cost:end");
+  munmap(pages, 2 * 4096);
 }
 
 void large(std::size_t bytes, std::size_t cycles) {
@@ -155,7 +173,7 @@ void steady_threads(int count, std::size_t operations, std::size_t shared_blocks
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: cost_workload bulk|lock N [crowded] | past-budget N SIZE | "
+                 "usage: cost_workload bulk|lock|lock-refused N [crowded] | past-budget N SIZE | "
                  "large BYTES N | "
                  "threads|steady|steady-past-budget T N\n");
     return 2;
@@ -178,6 +196,8 @@ int main(int argc, char** argv) {
     bulk(n, std::strtoull(argv[3], nullptr, 10));
   } else if (mode == "lock") {
     lock_stack_buffer(n, straddling);
+  } else if (mode == "lock-refused") {
+    lock_refused(n);
   } else if (mode == "large" && argc > 3) {
     large(n, std::strtoull(argv[3], nullptr, 10));
   } else if (mode == "threads" && argc > 3) {
