@@ -11,8 +11,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/uio.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #ifndef SYS_memfd_secret
 #define SYS_memfd_secret 447  // x86_64, Linux 5.14
 #endif
@@ -281,7 +281,9 @@ int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* 
   return 0;
 }
 
+namespace {
 std::atomic<int> g_simulated_probe_error{0};
+}
 
 void simulate_unreadable_probe_error(int error) {
   g_simulated_probe_error.store(error, std::memory_order_relaxed);

@@ -6,7 +6,8 @@
 // libsodium), and the thread died holding what it held: the next thread to need it waited for
 // ever. Each case runs in a child of its own, with an alarm, so that a hang is a failure:
 //   startup:      the thread's call is the process's first (the heap starts, with randomness);
-//   lock_refused: lockbox_lock of a PROT_NONE page (the refusal is explained from smaps);
+//   lock_refused: lockbox_lock of a PROT_NONE page (the refusal is explained, by a probe of the
+//                 page or from smaps);
 //   seal:         the process's first sealed box (the key is drawn under the key's lock);
 //   fork:         the thread forks; the child's handler draws new keys before the child runs.
 // After each, another thread makes the same kind of call, which must not wait on the first.
