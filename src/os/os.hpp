@@ -99,8 +99,8 @@ int describe_pages(const void* page_aligned_start, std::size_t count, PageInfo* 
 // mapped, or PROT_NONE), or `count` when it can read them all, in *index. The kernel copies one
 // byte of each page (process_vm_readv on this process, up to 64 pages a call), so a fault is an
 // EFAULT, not a signal: in proportion to the pages, whatever the process's mappings. 0, or an
-// errno value when the call is refused (a seccomp filter may: Docker's default profile does
-// without CAP_SYS_PTRACE); describe_pages can tell then.
+// errno value when the call is refused (a seccomp filter may: Docker's default profile did
+// until 2021, containerd's until 2022); describe_pages can tell then.
 int first_unreadable_page(const void* page_aligned_start, std::size_t count, std::size_t* index);
 // Test hook: make first_unreadable_page fail with `error`, as a seccomp filter would (0 restores
 // the real call).
