@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #ifndef SYS_memfd_secret
@@ -202,6 +203,14 @@ int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset) {
 }
 
 void close_file(int fd) { ::syscall(SYS_close, fd); }
+
+int identify_file(int fd, FileIdentity* identity) {
+  struct stat status {};
+  if (::syscall(SYS_fstat, fd, &status) != 0) return errno;
+  identity->device = static_cast<std::uint64_t>(status.st_dev);
+  identity->inode = static_cast<std::uint64_t>(status.st_ino);
+  return 0;
+}
 
 int map_zero_placeholder(void* addr, std::size_t bytes) {
   void* p = ::mmap(addr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,

@@ -74,6 +74,16 @@ int set_file_size(int fd, std::size_t bytes);
 // mmap(MAP_SHARED | MAP_FIXED) of [offset, offset+bytes) of `fd` over `addr`, PROT_NONE.
 int map_file_over(void* addr, std::size_t bytes, int fd, std::size_t offset);
 void close_file(int fd);
+// What a descriptor refers to. An application may close descriptors it does not know (closefrom,
+// close_range, a loop over every number) and open its own under the same numbers: a descriptor
+// lockbox opened is still its own only while it names the same file.
+struct FileIdentity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+// 0, or an errno value (EBADF: nothing open under that number).
+int identify_file(int fd, FileIdentity* identity);
 // Maps read-only zero pages over [addr, addr + bytes), which must be unmapped (a hole); never
 // replaces a mapping. 0 or an errno value.
 int map_zero_placeholder(void* addr, std::size_t bytes);

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: ISC
 // A pool of memfd_secret files for arenas: each file is sized once (ftruncate) and handed out in
 // arena-sized pieces, so a few descriptors serve every allocation (one per allocation ran out
-// after ~20 peers in rosenpass #341).
+// after ~20 peers in rosenpass #341). The application owns the descriptor table: it may close
+// the pool's descriptors and open its own files under their numbers. So each descriptor is
+// checked (device and inode) before it is mapped from or closed; one that names another file
+// is lost to the pool, never used or closed again (mapping from it would write secrets into the
+// application's file).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 
+#include "os/os.hpp"
 #include "support/futex_lock.hpp"
 
 namespace lockbox::pages {
@@ -40,10 +45,14 @@ class SecretmemPool {
   void close_after_fork();
 
  private:
+  // Is open_fds_[index] still the file the pool opened under that number?
+  bool still_ours(std::size_t index) const;
+
   FutexLock lock_;
-  int current_fd_ = -1;
+  int current_fd_ = -1;  // open_fds_[open_count_ - 1], or -1
   std::size_t next_offset_ = 0;
-  int open_fds_[64] = {};
+  int open_fds_[64] = {};  // -1: lost (the application reused the number)
+  os::FileIdentity open_files_[64] = {};
   std::size_t open_count_ = 0;
   std::atomic<Backend> backend_{Backend::kAnonymous};
   std::atomic<bool> unavailable_{false};

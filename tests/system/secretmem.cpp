@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: ISC
 // The memfd_secret backend: chosen by the API, its memory really is secretmem (the kernel names
 // the mapping), the kernel's refusals fall back (auto) or fail with the reason (secretmem), and
-// as an ordinary user the RLIMIT_MEMLOCK budget holds, arena by arena.
-// Usage: secretmem select | fallback | unprivileged
+// as an ordinary user the RLIMIT_MEMLOCK budget holds, arena by arena, and an application that
+// closes descriptors it does not know cannot make lockbox map one of its own files.
+// Usage: secretmem select | fallback | unprivileged | descriptors_closed
+#include <fcntl.h>
 #include <lockbox/lockbox.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -138,6 +143,57 @@ int unprivileged() {
   return lockbox_test::finish();
 }
 
+// A daemon that closes every descriptor above stderr (closefrom, close_range) after lockbox
+// opened its memfd_secret file, then opens a file of its own, which gets the same number. Before,
+// lockbox mapped the next arenas from that number: from the application's file, MAP_SHARED, so
+// the secrets written into them went to the file (and to disk). Now the descriptor is checked
+// (device and inode) before each use, a lost one is neither used nor ever closed, and a new
+// memfd_secret file serves the next arenas.
+int descriptors_closed() {
+  constexpr char kMarker[] = "lockbox-secret-marker-0123456789";  // 32 bytes and its NUL
+  CHECK(lockbox_set_backend(LOCKBOX_BACKEND_SECRETMEM) == 0);
+  void* first = lockbox_malloc(32);  // the first arena: the pool opens its file
+  CHECK(first != nullptr && mapping_name(first).find("secretmem") != std::string::npos);
+  for (int fd = 3; fd < 1024; ++fd) close(fd);
+  char path[] = "/tmp/lockbox-descriptors-XXXXXX";
+  int file = mkstemp(path);
+  CHECK(file >= 3);
+  unlink(path);
+  CHECK(ftruncate(file, 256 << 20) == 0);  // larger than anything lockbox would map from it
+  // Enough keys for several more arenas, each holding the marker.
+  std::vector<void*> keys;
+  for (int i = 0; i < 100000; ++i) {
+    void* key = lockbox_malloc(32);
+    if (key == nullptr) break;
+    std::memcpy(key, kMarker, 32);
+    keys.push_back(key);
+  }
+  CHECK_MESSAGE(keys.size() == 100000, "%zu keys", keys.size());
+  CHECK(mapping_name(keys.back()).find("secretmem") != std::string::npos);
+  // The application's file must hold nothing of them.
+  std::vector<char> contents(1 << 20);
+  bool leaked = false;
+  for (off_t offset = 0; offset < (256 << 20) && !leaked; offset += 1 << 20) {
+    ssize_t got = pread(file, contents.data(), contents.size(), offset);
+    if (got <= 0) break;
+    leaked = memmem(contents.data(), static_cast<std::size_t>(got), kMarker, 32) != nullptr;
+  }
+  CHECK_MESSAGE(!leaked, "a secret lockbox allocated was written into the application's file");
+  struct stat before {};
+  CHECK(fstat(file, &before) == 0);
+  for (void* key : keys) lockbox_free(key);
+  lockbox_free(first);
+  // Nor does lockbox close it (in a forked child, it closes the descriptors it still owns).
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) _exit(fcntl(file, F_GETFD) == -1 ? 1 : 0);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(fcntl(file, F_GETFD) != -1);
+  close(file);
+  return lockbox_test::finish();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +209,7 @@ int main(int argc, char** argv) {
   if (mode == "select") return select_backend();
   if (mode == "fallback") return fallback();
   if (mode == "unprivileged") return unprivileged();
-  std::fprintf(stderr, "usage: secretmem select | fallback | unprivileged\n");
+  if (mode == "descriptors_closed") return descriptors_closed();
+  std::fprintf(stderr, "usage: secretmem select | fallback | unprivileged | descriptors_closed\n");
   return 2;
 }
