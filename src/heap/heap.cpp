@@ -258,7 +258,14 @@ bool Heap::give_back_for_budget(ThreadCache* cache) {
 
 bool Heap::drain_other_caches(const ThreadCache* own) {
   if (!process_barrier_) return false;
+  std::uint64_t begun_before = drains_begun_.load(std::memory_order_acquire);
   MaskedLockGuard guard(caches_lock_);
+  // A drain that began after this thread ran out (it took the list after the reading above) has
+  // emptied every other cache since, this thread's own included: the caller tries again with
+  // what it gave back. Without this, every thread that ran out drained in turn, each waiting for
+  // the list and then for every other thread (with a thousand threads at the limit, minutes).
+  if (drains_begun_.load(std::memory_order_relaxed) != begun_before) return true;
+  drains_begun_.fetch_add(1, std::memory_order_relaxed);
   bool any_other = false;
   for (ThreadCache* cache = caches_; cache != nullptr; cache = cache->next) {
     if (cache == own) continue;
@@ -288,7 +295,7 @@ bool Heap::drain_other_caches(const ThreadCache* own) {
 void Heap::wait_while_drained(ThreadCache& cache) {
   while (cache.drain_requested.load(std::memory_order_acquire) != 0) [[unlikely]] {
     leave_lockbox();
-    wait_until_zero(cache.drain_requested);
+    sleep_until_zero(cache.drain_requested);  // drain_other_caches wakes it
     enter_lockbox();
   }
 }

@@ -248,6 +248,9 @@ class Heap {
   std::atomic<std::uint64_t> reclaim_epoch_{0};
   std::atomic<std::uint32_t> next_shard_{0};
   MaskedFutexLock caches_lock_;
+  // Drains of other threads' caches begun (under caches_lock_): a thread that waited for the list
+  // while another drain began has had every cache emptied after its own request.
+  std::atomic<std::uint64_t> drains_begun_{0};
   ZeroSizeObjects zero_size_;
   bool process_barrier_ = false;  // membarrier is there: drain_other_caches can work
   os::SignalMask fork_signal_mask_;

@@ -117,6 +117,20 @@ inline void wait_until_zero(std::atomic<std::uint32_t>& word) {
   }
 }
 
+// Waits until `word` reads 0, for a word whose writer wakes every waiter (futex_wake_all) each
+// time it stores 0: the same spins, then a sleep with no timeout. A poll every 50 us, as above,
+// costs a system call per waiter per poll: a thousand threads waiting for one drain made
+// millions of them.
+inline void sleep_until_zero(std::atomic<std::uint32_t>& word) {
+  for (int spin = 0; spin < 64; ++spin) {
+    if (word.load(std::memory_order_acquire) == 0) return;
+    os::pause_cpu();
+  }
+  for (std::uint32_t seen; (seen = word.load(std::memory_order_acquire)) != 0;) {
+    os::futex_wait(&word, seen);
+  }
+}
+
 template <typename Lock>
 class LockGuard {
  public:
