@@ -17,11 +17,8 @@ bool SecretmemPool::still_ours(std::size_t index) const {
 
 int SecretmemPool::map(void* address, std::size_t bytes) {
   FutexLockGuard guard(lock_);
-  if (current_fd_ >= 0 && !still_ours(open_count_ - 1)) {
-    open_fds_[open_count_ - 1] = -1;
-    current_fd_ = -1;
-  }
-  if (current_fd_ < 0 || next_offset_ + bytes > kFileBytes) {
+  if (current_fd() >= 0 && !still_ours(open_count_ - 1)) open_fds_[open_count_ - 1] = -1;
+  if (current_fd() < 0 || next_offset_ + bytes > kFileBytes) {
     if (open_count_ == sizeof open_fds_ / sizeof open_fds_[0]) return ENOMEM;
     int fd = -1;
     if (int err = os::memfd_secret_create(&fd)) return err;
@@ -32,13 +29,12 @@ int SecretmemPool::map(void* address, std::size_t bytes) {
       os::close_file(fd);
       return err;
     }
-    current_fd_ = fd;
     open_fds_[open_count_] = fd;
     open_files_[open_count_] = identity;
     ++open_count_;
     next_offset_ = 0;
   }
-  if (int err = os::map_file_over(address, bytes, current_fd_, next_offset_)) return err;
+  if (int err = os::map_file_over(address, bytes, current_fd(), next_offset_)) return err;
   next_offset_ += bytes;
   return 0;
 }
@@ -49,7 +45,6 @@ void SecretmemPool::close_after_fork() {
     if (still_ours(i)) os::close_file(open_fds_[i]);
   }
   open_count_ = 0;
-  current_fd_ = -1;
   next_offset_ = 0;
 }
 

@@ -47,10 +47,11 @@ class SecretmemPool {
  private:
   // Is open_fds_[index] still the file the pool opened under that number?
   bool still_ours(std::size_t index) const;
+  // The file new arenas are mapped from (the last opened), or -1: none yet, or lost.
+  int current_fd() const { return open_count_ > 0 ? open_fds_[open_count_ - 1] : -1; }
 
   FutexLock lock_;
-  int current_fd_ = -1;  // open_fds_[open_count_ - 1], or -1
-  std::size_t next_offset_ = 0;
+  std::size_t next_offset_ = 0;  // in the current file
   int open_fds_[64] = {};  // -1: lost (the application reused the number)
   os::FileIdentity open_files_[64] = {};
   std::size_t open_count_ = 0;
