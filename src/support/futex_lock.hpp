@@ -104,28 +104,31 @@ class MaskedFutexLock {
   os::SignalMask saved_;  // the holder's mask before lock(); written by the holder only
 };
 
-// Waits until `word` reads 0: a few pause-instruction spins, then sleeps of 50 us on a futex,
-// woken early by futex_wake_all on the word, or not at all (the thread being waited for may not
-// know anyone waits): either way the waiter gives its core to the threads it waits for.
-inline void wait_until_zero(std::atomic<std::uint32_t>& word) {
+// True once `word` reads 0 within a few pause-instruction spins (the wait is often that short).
+inline bool spin_until_zero(std::atomic<std::uint32_t>& word) {
   for (int spin = 0; spin < 64; ++spin) {
-    if (word.load(std::memory_order_acquire) == 0) return;
+    if (word.load(std::memory_order_acquire) == 0) return true;
     os::pause_cpu();
   }
+  return false;
+}
+
+// Waits until `word` reads 0: the spins, then sleeps of 50 us on a futex, woken early by
+// futex_wake_all on the word, or not at all (the thread being waited for may not know anyone
+// waits): either way the waiter gives its core to the threads it waits for.
+inline void wait_until_zero(std::atomic<std::uint32_t>& word) {
+  if (spin_until_zero(word)) return;
   for (std::uint32_t seen; (seen = word.load(std::memory_order_acquire)) != 0;) {
     os::futex_wait_for(&word, seen, 50000);
   }
 }
 
 // Waits until `word` reads 0, for a word whose writer wakes every waiter (futex_wake_all) each
-// time it stores 0: the same spins, then a sleep with no timeout. A poll every 50 us, as above,
+// time it stores 0: the spins, then a sleep with no timeout. A poll every 50 us, as above,
 // costs a system call per waiter per poll: a thousand threads waiting for one drain made
 // millions of them.
 inline void sleep_until_zero(std::atomic<std::uint32_t>& word) {
-  for (int spin = 0; spin < 64; ++spin) {
-    if (word.load(std::memory_order_acquire) == 0) return;
-    os::pause_cpu();
-  }
+  if (spin_until_zero(word)) return;
   for (std::uint32_t seen; (seen = word.load(std::memory_order_acquire)) != 0;) {
     os::futex_wait(&word, seen);
   }
