@@ -125,7 +125,8 @@ struct alignas(kCacheLine) ThreadCache {
   }
 
   // Bytes of the slots held in the bins above the key sizes (the fast paths' classes are left
-  // out: they hold a few KiB at most, and the fast paths stay as they are).
+  // out: they hold a few KiB at most, and the fast paths stay as they are). Exact: every push
+  // and take of those bins counts here, and flush_all reads none of their bins while it is 0.
   void count_cached(std::size_t class_index, std::int64_t slots) {
     if (class_index >= small::kKeySizedClasses) {
       cached_bytes += static_cast<std::size_t>(slots * static_cast<std::int64_t>(

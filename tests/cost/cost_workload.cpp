@@ -15,6 +15,8 @@
 //                                    a warm-up of N operations each
 //   cost_workload steady-past-budget T N  the same under BEST_EFFORT with twice as much live
 //                                    as the limit locks
+//   cost_workload refused-beside-idle T N  N allocations at the limit (most refused) while T
+//                                    other threads, which used lockbox, wait outside it
 // Each runs as an ordinary user at RLIMIT_MEMLOCK = 8 MiB, after a warm-up of the same work.
 // The threads and steady workloads keep about 2 MiB live, so that what is counted is the locks,
 // not the hand-over of other threads' caches when the budget runs out; steady-past-budget keeps
@@ -168,6 +170,45 @@ void steady_threads(int count, std::size_t operations, std::size_t shared_blocks
   for (auto& slot : shared) lockbox_free(slot.exchange(nullptr));
 }
 
+// Every refusal empties every other thread's cache first (the drain: heap.cpp), so it is one
+// request set and withdrawn per idle thread. The threads wait outside lockbox, not for the
+// drain, so withdrawing the request must wake nobody (before: one futex wake per thread per
+// drain).
+void refused_beside_idle(int count, std::size_t attempts) {
+  std::barrier phase(count + 1);
+  std::vector<std::thread> idle;
+  for (int t = 0; t < count; ++t) {
+    idle.emplace_back([&phase] {
+      // A cache with slots of a few classes, then nothing until the end.
+      std::vector<void*> blocks;
+      for (std::size_t size = 16; size <= 4096; size *= 2) blocks.push_back(lockbox_malloc(size));
+      for (void* block : blocks) lockbox_free(block);
+      phase.arrive_and_wait();
+      phase.arrive_and_wait();
+    });
+  }
+  phase.arrive_and_wait();
+  std::vector<void*> keys;
+  while (void* key = lockbox_malloc(32)) keys.push_back(key);
+  std::size_t refused = 0;
+  auto attempt = [&] {
+    if (void* key = lockbox_malloc(32)) {
+      keys.push_back(key);
+    } else {
+      ++refused;
+    }
+  };
+  attempt();
+  marker("cost:begin");
+  for (std::size_t i = 0; i < attempts; ++i) attempt();
+  marker("cost:end");
+  for (void* key : keys) lockbox_free(key);
+  phase.arrive_and_wait();
+  for (auto& thread : idle) thread.join();
+  // What is counted must be refusals: a budget with room would measure nothing.
+  if (refused < attempts / 2) fail("too few allocations refused at the limit");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,7 +216,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: cost_workload bulk|lock|lock-refused N [crowded] | past-budget N SIZE | "
                  "large BYTES N | "
-                 "threads|steady|steady-past-budget T N\n");
+                 "threads|steady|steady-past-budget|refused-beside-idle T N\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -207,6 +248,8 @@ int main(int argc, char** argv) {
   } else if (mode == "steady-past-budget" && argc > 3) {
     if (lockbox_set_policy(LOCKBOX_POLICY_BEST_EFFORT) != 0) fail("no BEST_EFFORT");
     steady_threads(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10), kPastBudgetBlocks);
+  } else if (mode == "refused-beside-idle" && argc > 3) {
+    refused_beside_idle(static_cast<int>(n), std::strtoull(argv[3], nullptr, 10));
   } else {
     std::fprintf(stderr, "cost_workload: unknown mode %s\n", argv[1]);
     return 2;

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: ISC
 # Counts what a workload of cost_workload asks of the kernel between its two markers, under
 # strace: system calls per operation, opens of /proc (or of anything), sched_yield and futex
-# waits. Counts, never timings: the regression checks for issue #14's constant cost.
+# waits and wakes. Counts, never timings: the regression checks for issue #14's constant cost.
 # Usage: syscall_count_test.py STRACE COST_WORKLOAD CASE
 import collections
 import os
@@ -66,6 +66,12 @@ CASES = {
     # 9 runs.
     "threads-steady-past-budget-8": (["steady-past-budget", "8", "20000"], 160000,
                                      [("memory", 0.05), ("futex_wait", 0.03), ("open", 0)]),
+    # 200 allocations at the limit (STRICT), nearly all refused, beside 64 threads that used
+    # lockbox and wait outside it: every refusal first empties their caches (a request set on
+    # each, a membarrier, the request withdrawn). Withdrawing it woke each thread whether it
+    # slept on the request or not: 64 futex wakes per refusal, 0 now.
+    "refused-beside-idle-64": (["refused-beside-idle", "64", "200"], 200,
+                               [("futex_wake", 1), ("open", 0)]),
 }
 
 # What a case runs under besides the test's environment. The steady threads count the
@@ -114,8 +120,10 @@ def main():
             opened.append(line)
         if name == "futex" and "FUTEX_WAIT" in line:
             counts["futex_wait"] += 1
+        if name == "futex" and "FUTEX_WAKE" in line:
+            counts["futex_wake"] += 1
     summary = ", ".join(f"{name} {counts[name]}" for name in
-                        ["all", "memory", "open", "futex_wait", "sched_yield"])
+                        ["all", "memory", "open", "futex_wait", "futex_wake", "sched_yield"])
     print(f"{case}: {operations} operations; {summary}")
     failed = False
     for what, bound in checks:
