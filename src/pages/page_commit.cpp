@@ -63,12 +63,11 @@ void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes) {
   warn_unlocked_once(budget);
 }
 
-int charge_and_lock(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
+namespace {
+
+// charge_and_lock once `bytes` are charged: the charge is refunded if the kernel refuses.
+int lock_charged(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
   for (int attempt = 0;; ++attempt) {
-    if (!charge(budget, bytes, reclaimer)) {
-      explain_over_budget(budget, bytes);
-      return ENOMEM;
-    }
     int error = os::lock(addr, bytes);
     if (error == 0) return 0;
     budget.release_locked(bytes);
@@ -76,18 +75,45 @@ int charge_and_lock(budget::Budget& budget, void* addr, std::size_t bytes, Recla
       explain_lock_refused(budget, bytes, error);
       return error;
     }
+    if (!charge(budget, bytes, reclaimer)) {
+      explain_over_budget(budget, bytes);
+      return ENOMEM;
+    }
   }
 }
 
+}  // namespace
+
+int charge_and_lock(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
+  if (!charge(budget, bytes, reclaimer)) {
+    explain_over_budget(budget, bytes);
+    return ENOMEM;
+  }
+  return lock_charged(budget, addr, bytes, reclaimer);
+}
+
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer) {
+  // The charge comes first: under STRICT an allocation the budget refuses leaves the range as
+  // it was. Made read-write first, as it was, every refusal at the limit cost two mprotects
+  // (there and back) and a TLB shootdown.
+  bool charged = charge(budget, bytes, reclaimer);
+  if (!charged && budget.policy() == budget::Policy::kStrict) {
+    explain_over_budget(budget, bytes);
+    return CommitResult::kFailed;
+  }
   if (int err = os::protect_read_write(addr, bytes)) {
+    if (charged) budget.release_locked(bytes);
     set_last_error(
         "cannot commit %zu bytes: mprotect failed (%s); vm.max_map_count may be "
         "exhausted",
         bytes, std::strerror(err));
     return CommitResult::kFailed;
   }
-  if (charge_and_lock(budget, addr, bytes, reclaimer) == 0) return CommitResult::kLocked;
+  if (charged) {
+    if (lock_charged(budget, addr, bytes, reclaimer) == 0) return CommitResult::kLocked;
+  } else {
+    explain_over_budget(budget, bytes);
+  }
   if (budget.policy() == budget::Policy::kBestEffort) {
     note_unlocked_fallback(budget, bytes);
     return CommitResult::kUnlocked;

@@ -34,8 +34,9 @@ void note_unlocked_fallback(budget::Budget& budget, std::size_t bytes);
 int charge_and_lock(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer);
 
 // Makes [addr, addr+bytes) read-write and locks it. Over budget: asks `reclaimer` for room,
-// then applies the policy: kFailed (STRICT; the range is PROT_NONE again and the reason is in
-// last_error) or kUnlocked (BEST_EFFORT; counted in unlocked bytes, warned once).
+// then applies the policy: kFailed (STRICT; the range stays PROT_NONE, untouched when the
+// budget refused, and the reason is in last_error) or kUnlocked (BEST_EFFORT; counted in
+// unlocked bytes, warned once).
 CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Reclaimer reclaimer);
 
 // Does the application lock all its memory itself (mlockall with MCL_FUTURE, or
