@@ -97,9 +97,9 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
   // it was. Made read-write first, as it was, every refusal at the limit cost two mprotects
   // (there and back) and a TLB shootdown.
   bool charged = charge(budget, bytes, reclaimer);
-  if (!charged && budget.policy() == budget::Policy::kStrict) {
+  if (!charged) {
     explain_over_budget(budget, bytes);
-    return CommitResult::kFailed;
+    if (budget.policy() == budget::Policy::kStrict) return CommitResult::kFailed;
   }
   if (int err = os::protect_read_write(addr, bytes)) {
     if (charged) budget.release_locked(bytes);
@@ -109,11 +109,7 @@ CommitResult commit(budget::Budget& budget, void* addr, std::size_t bytes, Recla
         bytes, std::strerror(err));
     return CommitResult::kFailed;
   }
-  if (charged) {
-    if (lock_charged(budget, addr, bytes, reclaimer) == 0) return CommitResult::kLocked;
-  } else {
-    explain_over_budget(budget, bytes);
-  }
+  if (charged && lock_charged(budget, addr, bytes, reclaimer) == 0) return CommitResult::kLocked;
   if (budget.policy() == budget::Policy::kBestEffort) {
     note_unlocked_fallback(budget, bytes);
     return CommitResult::kUnlocked;
