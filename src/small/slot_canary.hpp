@@ -5,8 +5,8 @@
 // the object stops there; the rest repeat a random 32-bit key drawn for the slot when it left its
 // run and kept in the slot's word (metadata, out of line): one leaked canary gives away that
 // slot's key and no other. Two word stores and one 16-byte load at a computed offset, no loop and
-// no branch on the size. The slack beyond the window stays zero and is checked on free too
-// (slot_slack_zero in slot.hpp, with the slot scan).
+// no branch on the size. The slack beyond the window stays zero: its first 16 bytes are checked
+// on free too (slack_head_zero in slot.hpp), all of it by the scan of the slot's next hand-out.
 #pragma once
 
 #include <array>
