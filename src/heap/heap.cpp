@@ -25,29 +25,22 @@
 
 namespace lockbox::heap {
 
-constinit __attribute__((tls_model("initial-exec"))) thread_local std::atomic<std::uint32_t>
-    t_inside{0};
-constinit __attribute__((tls_model("initial-exec"))) thread_local std::atomic<DeferredSlot*>
-    t_deferred{nullptr};
+constinit __attribute__((tls_model("initial-exec"))) thread_local ThreadState t_state;
 
 namespace {
 
 alignas(Heap) unsigned char g_heap_storage[sizeof(Heap)];
 
-// The thread's cache lives until the thread exits (support/thread_exit.hpp: after its TLS
-// destructors, which may still free secrets); t_cache_gone then keeps later frees off it.
-// initial-exec: one instruction to reach them instead of a __tls_get_addr call per operation.
-// That makes the library's whole TLS block static: dlopen finds room for it in the surplus glibc
-// keeps for such libraries (512 bytes by default) only because the block is a few dozen bytes
-// (no thread_local buffers anywhere in lockbox; the dlopen tests check it).
-__attribute__((tls_model("initial-exec"))) thread_local ThreadCache* t_cache = nullptr;
-__attribute__((tls_model("initial-exec"))) thread_local bool t_cache_gone = false;
+// initial-exec TLS (t_state, inside.hpp): one load to reach it instead of a __tls_get_addr call
+// per operation. That makes the library's whole TLS block static: dlopen finds room for it in
+// the surplus glibc keeps for such libraries (512 bytes by default) only because the block is a
+// few dozen bytes (no thread_local buffers anywhere in lockbox; the dlopen tests check it).
 
 void retire_this_threads_cache() {
-  t_cache_gone = true;
-  if (t_cache != nullptr) {
-    ThreadCache* cache = t_cache;
-    t_cache = nullptr;
+  t_state.cache_gone = true;
+  if (t_state.cache != nullptr) {
+    ThreadCache* cache = t_state.cache;
+    t_state.cache = nullptr;
     Heap::retire_thread_cache(cache);
   }
 }
@@ -147,14 +140,14 @@ Heap::Heap() {
 }
 
 ThreadCache* Heap::thread_cache() {
-  if (t_cache != nullptr) return t_cache;
-  if (t_cache_gone) return nullptr;
+  if (t_state.cache != nullptr) return t_state.cache;
+  if (t_state.cache_gone) return nullptr;
   // On lockbox's own memory: the C library's malloc may be what a signal handler interrupted.
   void* memory = metadata::map(sizeof(ThreadCache));
   if (memory == nullptr) return nullptr;  // served from the shards, as at thread exit
   auto* cache = new (memory) ThreadCache;
   cache->shard_index = next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
-  cache->inside = &t_inside;
+  cache->inside = &t_state.inside;
   {
     MaskedLockGuard guard(caches_lock_);
     cache->next = caches_;
@@ -162,7 +155,7 @@ ThreadCache* Heap::thread_cache() {
     caches_ = cache;
   }
   thread_exit::arm();
-  t_cache = cache;
+  t_state.cache = cache;
   return cache;
 }
 
@@ -233,7 +226,7 @@ void Heap::set_policy(budget::Policy policy) {
     return;
   }
   enter_lockbox();
-  give_back_for_budget(t_cache);
+  give_back_for_budget(t_state.cache);
   leave_and_give_back_deferred(false);
 }
 
@@ -307,16 +300,16 @@ void Heap::wait_while_drained(ThreadCache& cache) {
 
 void Heap::leave_and_give_back_deferred(bool was_inside) {
   leave_lockbox();
-  if (!was_inside && t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+  if (!was_inside && t_state.deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
     give_back_deferred();
 }
 
 void Heap::give_back_deferred() {
   enter_lockbox();
-  ThreadCache* cache = t_cache;
+  ThreadCache* cache = t_state.cache;
   if (cache != nullptr) wait_while_drained(*cache);
   // A handler may free more while this runs: take the list again until it stays empty.
-  while (DeferredSlot* slot = t_deferred.exchange(nullptr, std::memory_order_acquire)) {
+  while (DeferredSlot* slot = t_state.deferred.exchange(nullptr, std::memory_order_acquire)) {
     while (slot != nullptr) {
       DeferredSlot* next = slot->next;
       std::size_t requested = slot->requested;
@@ -347,11 +340,11 @@ void Heap::free_small_in_handler(small::Arena& arena, void* pointer,
   auto* slot = static_cast<DeferredSlot*>(pointer);
   sanitizers::unpoison(slot, sizeof(DeferredSlot));
   slot->requested = freed.requested;
-  DeferredSlot* head = t_deferred.load(std::memory_order_relaxed);
+  DeferredSlot* head = t_state.deferred.load(std::memory_order_relaxed);
   do {
     slot->next = head;
-  } while (!t_deferred.compare_exchange_weak(head, slot, std::memory_order_release,
-                                             std::memory_order_relaxed));
+  } while (!t_state.deferred.compare_exchange_weak(head, slot, std::memory_order_release,
+                                                   std::memory_order_relaxed));
 }
 
 void Heap::answer_reclaim(ThreadCache& cache) {
@@ -427,7 +420,7 @@ __attribute__((always_inline)) inline void* Heap::allocate_from_cache(
   }
   void* pointer = hand_out_cached(*cache, class_index, size, operation);
   leave_lockbox_to_outside();
-  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+  if (t_state.deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
     return give_back_deferred_then(pointer);
   return pointer;
 }
@@ -438,6 +431,14 @@ template <bool kKeySized>
 __attribute__((always_inline)) inline void Heap::free_to_cache(
     ThreadCache* cache, small::Arena& arena, void* pointer, std::atomic<small::SlotWord>& slot,
     small::SlotWord word, std::size_t class_index, report::Operation operation) {
+  if constexpr (kKeySized) {
+    if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
+  }
+  // Checked, zeroed and marked cached before the cache is entered: from the atomic step on the
+  // slot is this thread's alone, and none of the checks reads the cache. So the cache's state
+  // is not held in registers across the checks (one fewer reason for the key path to save
+  // registers on entry), and a bin that cannot take the slot costs no second look at it.
+  small::FreedSlot freed = small::take_back(pointer, slot, word, operation);
   enter_lockbox_from_outside();
   ThreadCache::Bin& bin = cache->bins[class_index];
   // A full bin, or (above the key sizes) a cache at its share of the budget: the general path
@@ -447,28 +448,34 @@ __attribute__((always_inline)) inline void Heap::free_to_cache(
   if (cache->drain_requested.load(std::memory_order_acquire) != 0 ||
       bin.held() == ThreadCache::limit(class_index) || over_share) [[unlikely]] {
     leave_lockbox_to_outside();
-    return free_small_general(arena, pointer, operation);
+    return keep_taken_back_slot(arena, pointer, freed);
   }
-  if constexpr (kKeySized) {
-    if (small::kSlotSizes[class_index] > 64) __builtin_unreachable();
-  }
-  small::FreedSlot freed = small::take_back(pointer, slot, word, operation);
   cache->add_to_live_counts(-1, -static_cast<std::int64_t>(freed.requested));
   bin.push_freed(static_cast<unsigned char*>(pointer), &arena,
                  ThreadCache::quarantine(class_index));
   if constexpr (!kKeySized) cache->count_cached(class_index, 1);
   leave_lockbox_to_outside();
-  if (t_deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]] give_back_deferred();
+  if (t_state.deferred.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+    give_back_deferred();
 }
 
+template <bool kFromMalloc>
 void* Heap::allocate_small(std::size_t size, std::size_t class_index,
                            report::Operation operation) {
-  if (class_index >= small::kKeySizedClasses) return allocate_cached(size, class_index, operation);
-  return allocate_from_cache<true>(t_cache, size, class_index, operation);
+  if constexpr (kFromMalloc) operation = report::Operation::kMalloc;  // a constant
+  if (class_index >= small::kKeySizedClasses)
+    return allocate_cached<kFromMalloc>(size, class_index, operation);
+  return allocate_from_cache<true>(t_state.cache, size, class_index, operation);
 }
 
+// Both are called from heap.hpp's inline allocate().
+template void* Heap::allocate_small<true>(std::size_t, std::size_t, report::Operation);
+template void* Heap::allocate_small<false>(std::size_t, std::size_t, report::Operation);
+
+template <bool kFromFree>
 void Heap::free_small(small::Arena& arena, void* pointer, report::Operation operation) {
-  ThreadCache* cache = t_cache;
+  if constexpr (kFromFree) operation = report::Operation::kFree;  // a constant, not a register
+  ThreadCache* cache = t_state.cache;
   std::atomic<small::SlotWord>* slot = small::slot_word_for(arena, pointer);
   if (cache == nullptr || slot == nullptr || is_inherited(arena) || inside_lockbox()) [[unlikely]]
     return free_small_general(arena, pointer, operation);
@@ -477,26 +484,30 @@ void Heap::free_small(small::Arena& arena, void* pointer, report::Operation oper
   small::SlotWord word = slot->load(std::memory_order_acquire);
   std::size_t class_index = small::slot_class(word);
   if (class_index >= small::kKeySizedClasses) {
-    return free_cached(arena, pointer, *slot, word, operation);
+    return free_cached<kFromFree>(arena, pointer, *slot, word, operation);
   }
   free_to_cache<true>(cache, arena, pointer, *slot, word, class_index, operation);
 }
 
 // Not inlined into the key paths, whose frames and saved registers would grow with them.
+template <bool kFromMalloc>
 __attribute__((noinline)) void* Heap::allocate_cached(std::size_t size, std::size_t class_index,
                                                       report::Operation operation) {
+  if constexpr (kFromMalloc) operation = report::Operation::kMalloc;
   if (small::Shard::quarantines(class_index)) [[unlikely]]
     return allocate_small_general(size, class_index, operation);
-  return allocate_from_cache<false>(t_cache, size, class_index, operation);
+  return allocate_from_cache<false>(t_state.cache, size, class_index, operation);
 }
 
+template <bool kFromFree>
 __attribute__((noinline)) void Heap::free_cached(small::Arena& arena, void* pointer,
                                                  std::atomic<small::SlotWord>& slot,
                                                  small::SlotWord word,
                                                  report::Operation operation) {
+  if constexpr (kFromFree) operation = report::Operation::kFree;
   std::size_t class_index = small::slot_class(word);
   if (small::Shard::quarantines(class_index)) return free_small_general(arena, pointer, operation);
-  free_to_cache<false>(t_cache, arena, pointer, slot, word, class_index, operation);
+  free_to_cache<false>(t_state.cache, arena, pointer, slot, word, class_index, operation);
 }
 
 __attribute__((noinline)) void* Heap::give_back_deferred_then(void* pointer) {
@@ -552,6 +563,15 @@ void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operat
   } else {
     keep_freed_slot(cache, arena, pointer, small::take_back(arena, pointer, operation));
   }
+  leave_and_give_back_deferred(false);
+}
+
+__attribute__((noinline)) void Heap::keep_taken_back_slot(small::Arena& arena, void* pointer,
+                                                         small::FreedSlot freed) {
+  enter_lockbox();
+  ThreadCache* cache = thread_cache();
+  if (cache != nullptr) wait_while_drained(*cache);
+  keep_freed_slot(cache, arena, pointer, freed);
   leave_and_give_back_deferred(false);
 }
 
@@ -679,7 +699,7 @@ void* Heap::allocate(std::size_t size, std::size_t alignment, report::Operation 
     // In a handler that interrupted lockbox, a small request becomes a large block: with the
     // alignment asked for (allocate_small's own handler path knows only the default one).
     if (inside_lockbox()) return allocate_large(size, alignment, false, true);
-    return allocate_small(size, class_index, operation);
+    return allocate_small<false>(size, class_index, operation);
   }
   bool was_inside = enter_lockbox();
   void* pointer = allocate_large(size, alignment, false, was_inside);
@@ -696,17 +716,20 @@ void* Heap::allocate_large(std::size_t size, std::size_t alignment, bool guarded
                                     guarded);
     // A handler must not touch the caches the interrupted call may be changing.
     if (pointer != nullptr || attempt == kBudgetRetries || in_handler ||
-        !give_back_for_budget(t_cache)) {
+        !give_back_for_budget(t_state.cache)) {
       return pointer;
     }
   }
 }
 
 void Heap::free(void* pointer, report::Operation operation) {
-  if (small::Arena* arena = registry_.find(pointer)) {
-    free_small(*arena, pointer, operation);
-    return;
-  }
+  if (small::Arena* arena = registry_.find(pointer)) [[likely]]
+    return operation == report::Operation::kFree ? free_small<true>(*arena, pointer, operation)
+                                                 : free_small<false>(*arena, pointer, operation);
+  free_not_small(pointer, operation);
+}
+
+__attribute__((noinline)) void Heap::free_not_small(void* pointer, report::Operation operation) {
   if (zero_size_.contains(pointer)) {
     switch (zero_size_.free(pointer)) {
       case ZeroSizeObjects::FreeResult::kFreed:
@@ -916,7 +939,7 @@ void Heap::after_fork_in_child() {
   RandomStream::rekey_process();
   for (auto& shard : heap.shards_) shard.forget_random();
   heap.large_.forget_random();
-  if (ThreadCache* cache = t_cache) {
+  if (ThreadCache* cache = t_state.cache) {
     for (auto& bin : cache->bins) {
       bin.tail = 0;
       bin.ready.store(0, std::memory_order_relaxed);

@@ -75,7 +75,9 @@ class Heap {
   void* allocate(std::size_t size, report::Operation operation) {
     // 1 to the limit: size 0 wraps round to the general path, with no test of its own here.
     if (size - 1 < small_request_limit()) [[likely]]
-      return allocate_small(size, small::class_for_request(size), operation);
+      return operation == report::Operation::kMalloc
+                 ? allocate_small<true>(size, small::class_for_request(size), operation)
+                 : allocate_small<false>(size, small::class_for_request(size), operation);
     return allocate(size, kMinAlignment, operation);
   }
 
@@ -129,16 +131,27 @@ class Heap {
   Heap();
   static Heap& start();
   // nullptr with last_error set on failure.
+  // kFromMalloc: lockbox_malloc's call, whose operation is known (the fast path then keeps it
+  // in no register).
+  template <bool kFromMalloc>
   void* allocate_small(std::size_t size, std::size_t class_index, report::Operation operation);
   void* allocate_small_general(std::size_t size, std::size_t class_index,
                                report::Operation operation);
   void* allocate_small_entered(std::size_t size, std::size_t class_index,
                                report::Operation operation);
+  // kFromFree: lockbox_free's call, whose operation is known (the fast path then keeps it in no
+  // register).
+  template <bool kFromFree>
   void free_small(small::Arena& arena, void* pointer, report::Operation operation);
+  // A free of anything but a small slot: a zero-size object or a large block (or a fatal
+  // report). Out of line, so that a small free saves no registers for it.
+  void free_not_small(void* pointer, report::Operation operation);
   // The fast paths of the classes above the key sizes that thread caches quarantine (to 8 KiB):
   // those of the key sizes, plus the cached bytes the budget's share counts. Functions of their
   // own: their slots are scanned and zeroed by calls, which the key paths' frames do without.
+  template <bool kFromMalloc>
   void* allocate_cached(std::size_t size, std::size_t class_index, report::Operation operation);
+  template <bool kFromFree>
   void free_cached(small::Arena& arena, void* pointer, std::atomic<small::SlotWord>& slot,
                    small::SlotWord word, report::Operation operation);
   // What the two kinds of fast path share (heap.cpp).
@@ -151,8 +164,11 @@ class Heap {
                      std::size_t class_index, report::Operation operation);
   void free_small_general(small::Arena& arena, void* pointer, report::Operation operation);
   // A signal handler's free on a thread that was inside lockbox: the slot is checked and
-  // zeroed now and waits in t_deferred for the interrupted call to return.
+  // zeroed now and waits in t_state.deferred for the interrupted call to return.
   void free_small_in_handler(small::Arena& arena, void* pointer, report::Operation operation);
+  // A fast path's slot, checked, zeroed and marked cached, that its bin cannot take now (full,
+  // over the budget's share, or being drained): keep_freed_slot, inside lockbox.
+  void keep_taken_back_slot(small::Arena& arena, void* pointer, small::FreedSlot freed);
   // A freed slot (checked and zeroed) joins this thread's cache, or its run when there is none.
   void keep_freed_slot(ThreadCache* cache, small::Arena& arena, void* pointer,
                        small::FreedSlot freed);

@@ -19,6 +19,7 @@
 #include "small/slot.hpp"
 #include "support/bench_switches.hpp"
 #include "support/random_stream.hpp"
+#include "support/sanitizers.hpp"
 #include "support/futex_lock.hpp"
 
 namespace lockbox::heap {
@@ -116,12 +117,22 @@ struct alignas(kCacheLine) ThreadCache {
     }
   };
 
-  // Adds to this thread's live counts. Only the owning thread writes them (load + store, no
-  // read-modify-write); stats() reads them.
+  // Adds to this thread's live counts. Only the owning thread writes them, so no locked
+  // read-modify-write; stats() reads them (relaxed loads).
   void add_to_live_counts(std::int64_t objects, std::int64_t bytes) {
-    live_objects.store(live_objects.load(std::memory_order_relaxed) + objects,
-                       std::memory_order_relaxed);
-    live_bytes.store(live_bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+    add_as_only_writer(live_objects, objects);
+    add_as_only_writer(live_bytes, bytes);
+  }
+  // On x86-64 one add to memory, whose store is a single access as the relaxed store's would
+  // be: a load, an add and a store were six instructions of every key's allocation and free.
+  // Under ThreadSanitizer the atomic load and store, which it can see.
+  static void add_as_only_writer(std::atomic<std::int64_t>& counter, std::int64_t delta) {
+#if defined(__x86_64__) && !LOCKBOX_TSAN
+    static_assert(sizeof counter == 8 && alignof(std::atomic<std::int64_t>) == 8);
+    asm("addq %1, %0" : "+m"(*reinterpret_cast<std::int64_t*>(&counter)) : "er"(delta));
+#else
+    counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+#endif
   }
 
   // Bytes of the slots held in the bins above the key sizes (the fast paths' classes are left
@@ -148,8 +159,8 @@ struct alignas(kCacheLine) ThreadCache {
   // the epoch moved, and this thread empties its quarantine at its next visit to a shard.
   std::uint64_t reclaim_epoch = 0;
   std::uint32_t shard_index = 0;
-  // The owner's t_inside (heap/inside.hpp), and another thread's request to empty this cache:
-  // the owner checks it each time it enters lockbox and stays out until it is withdrawn.
+  // The owner's t_state.inside (heap/inside.hpp), and another thread's request to empty this
+  // cache: the owner checks it each time it enters lockbox and stays out until it is withdrawn.
   std::atomic<std::uint32_t>* inside = nullptr;
   std::atomic<std::uint32_t> drain_requested{0};
   ThreadCache* next = nullptr;  // every live thread's cache, for stats and fork

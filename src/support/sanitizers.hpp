@@ -19,6 +19,17 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define LOCKBOX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LOCKBOX_TSAN 1
+#endif
+#endif
+#ifndef LOCKBOX_TSAN
+#define LOCKBOX_TSAN 0
+#endif
+
 #ifdef LOCKBOX_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
