@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: ISC
 // Unpredictable bytes for canaries and for the choice of the next slot: ChaCha20 (libsodium)
 // under one per-process key, each refill under a nonce no other refill in the process has used,
-// so streams never repeat each other. Cheap enough for the allocation paths: a refill of 256
+// so streams never repeat each other. Cheap enough for the allocation paths: a refill of 512
 // bytes costs about as much as one getrandom() call would for 8. Not thread-safe: each owner (a
 // shard, the large heap, a thread cache) keeps its own, under its own lock or on its own thread.
 #pragma once
@@ -20,7 +20,12 @@ void fill_with_system_random(void* out, std::size_t bytes);
 
 class RandomStream {
  public:
-  static constexpr std::size_t kBytes = 256;
+  // 512, not 256: libsodium computes eight ChaCha20 blocks at once (AVX2) from 512 bytes on. A
+  // refill of 512 bytes cost 205 ns and one of 256 cost 182 (Sapphire Rapids): 0.40 ns per byte
+  // drawn instead of 0.71. A shard draws five bytes per slot it hands to a thread cache (its
+  // place in the run and its canary key): allocating then freeing 1,000 or 20,000 keys took
+  // about 1 ns less per operation.
+  static constexpr std::size_t kBytes = 512;
 
   // Draws a new process key from the system's generator: at start, and in a forked child, whose
   // streams must not repeat what the parent's produce. Streams refill under it from then on;
