@@ -553,15 +553,16 @@ void* Heap::allocate_small_entered(std::size_t size, std::size_t class_index,
 
 void Heap::free_small_general(small::Arena& arena, void* pointer, report::Operation operation) {
   if (inside_lockbox()) return free_small_in_handler(arena, pointer, operation);
+  // Checked and zeroed outside, as on the fast path (free_to_cache says why that is safe).
+  if (!is_inherited(arena))
+    return keep_taken_back_slot(arena, pointer, small::take_back(arena, pointer, operation));
   enter_lockbox();
   ThreadCache* cache = thread_cache();
   if (cache != nullptr) wait_while_drained(*cache);
-  if (is_inherited(arena)) {
-    small::Shard& shard = shards_[arena.shard_index];
+  small::Shard& shard = shards_[arena.shard_index];
+  {
     FutexLockGuard guard(shard.lock());
     shard.free_inherited(arena, pointer, operation);
-  } else {
-    keep_freed_slot(cache, arena, pointer, small::take_back(arena, pointer, operation));
   }
   leave_and_give_back_deferred(false);
 }

@@ -74,10 +74,12 @@ class Heap {
   // after it was freed.
   void* allocate(std::size_t size, report::Operation operation) {
     // 1 to the limit: size 0 wraps round to the general path, with no test of its own here.
-    if (size - 1 < small_request_limit()) [[likely]]
+    if (size - 1 < small_request_limit()) [[likely]] {
+      std::size_t class_index = small::class_for_request(size);
       return operation == report::Operation::kMalloc
-                 ? allocate_small<true>(size, small::class_for_request(size), operation)
-                 : allocate_small<false>(size, small::class_for_request(size), operation);
+                 ? allocate_small<true>(size, class_index, operation)
+                 : allocate_small<false>(size, class_index, operation);
+    }
     return allocate(size, kMinAlignment, operation);
   }
 
