@@ -100,8 +100,12 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget:
   arena->locked_by_application = !secretmem && os::empty_range_is_locked(memory, os::kPageSize);
   for (std::size_t page = 0; page < kArenaPages; ++page) {
     arena->page_refcount[page] = 0;
-    arena->page_state[page] = PageState::kReserved;
+    arena->set_page_state(page, PageState::kReserved);
     arena->page_run[page] = kNoRun;
+  }
+  // The guard pages are no run's and never will be: only data pages are unowned.
+  for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
+    arena->set_page_run(page, kNoRun);
   }
   return arena;
 }

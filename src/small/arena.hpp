@@ -93,10 +93,32 @@ struct Arena {
   bool secretmem = false;
   // Live objects overlapping each page, plus nested locks taken by lockbox_lock().
   std::uint16_t page_refcount[kArenaPages];
+  // Written only through set_page_state and set_page_run, which keep the maps below in step.
   PageState page_state[kArenaPages];
   std::uint16_t page_run[kArenaPages];  // first page of the owning run, or kNoRun
+  // The same, a bit per page, for a new run's search (Shard::place_for_run): data pages no run
+  // owns, and pages that are not kReserved.
+  Bitmap<kArenaPages> unowned_pages_map;
+  Bitmap<kArenaPages> committed_pages_map;
   Run runs[kArenaPages];                // indexed by a run's first page
   std::atomic<SlotWord> slot_words[kArenaBytes / kGranule];  // see SlotWord
+
+  void set_page_state(std::size_t page, PageState state) {
+    page_state[page] = state;
+    if (state == PageState::kReserved) {
+      committed_pages_map.clear(page);
+    } else {
+      committed_pages_map.set(page);
+    }
+  }
+  void set_page_run(std::size_t page, std::uint16_t first) {
+    page_run[page] = first;
+    if (first == kNoRun) {
+      unowned_pages_map.set(page);
+    } else {
+      unowned_pages_map.clear(page);
+    }
+  }
 
   unsigned char* page_address(std::size_t page) const { return base + page * os::kPageSize; }
   std::size_t page_index(const void* address) const {

@@ -105,7 +105,7 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
   Arena* arena = place.arena;
   std::size_t first = place.first;
   for (std::size_t page = first; page < first + pages; ++page) {
-    arena->page_run[page] = static_cast<std::uint16_t>(first);
+    arena->set_page_run(page, static_cast<std::uint16_t>(first));
   }
   arena->unowned_pages -= static_cast<std::uint32_t>(pages);
   Run& run = arena->runs[first];
@@ -127,15 +127,12 @@ Shard::RunPlace Shard::place_for_run(std::size_t pages) {
   RunPlace place{nullptr, 0};
   for (Arena* candidate = arenas_; candidate != nullptr; candidate = candidate->next_in_shard) {
     if (candidate->unowned_pages < pages) continue;
-    std::size_t free_in_row = 0, committed_in_row = 0;
-    for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
-      bool unowned = candidate->page_run[page] == kNoRun;
-      free_in_row = unowned ? free_in_row + 1 : 0;
-      committed_in_row =
-          unowned && candidate->page_state[page] != PageState::kReserved ? committed_in_row + 1
-                                                                         : 0;
-      if (committed_in_row == pages) return {candidate, page + 1 - pages};
-      if (free_in_row == pages && place.arena == nullptr) place = {candidate, page + 1 - pages};
+    const auto& unowned = candidate->unowned_pages_map;
+    std::size_t committed = unowned.first_run_also_in(candidate->committed_pages_map, pages);
+    if (committed != unowned.kNone) return {candidate, committed};
+    if (place.arena == nullptr) {
+      std::size_t first = unowned.first_run_also_in(unowned, pages);
+      if (first != unowned.kNone) place = {candidate, first};
     }
   }
   return place;
@@ -163,7 +160,7 @@ void Shard::dissolve_run(Run& run) {
   Arena& arena = *run.arena;
   std::size_t pages = run_pages(run.class_index);
   for (std::size_t page = run.first_page; page < run.first_page + pages; ++page) {
-    arena.page_run[page] = kNoRun;
+    arena.set_page_run(page, kNoRun);
   }
   arena.unowned_pages += static_cast<std::uint32_t>(pages);
 }
@@ -178,7 +175,7 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
                        std::strerror(err));
         return false;
       }
-      arena.page_state[page] = PageState::kLocked;
+      arena.set_page_state(page, PageState::kLocked);
     } else if (arena.page_state[page] == PageState::kReserved) {
       // The run's next pages will be wanted soon (its slots are handed out at random): commit
       // them with this one, one call of each kind for all, while the budget has room for them.
@@ -197,7 +194,7 @@ bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,
       if (result == pages::CommitResult::kFailed) return false;
       PageState state =
           result == pages::CommitResult::kLocked ? PageState::kLocked : PageState::kUnlocked;
-      for (std::size_t i = 0; i < count; ++i) arena.page_state[page + i] = state;
+      for (std::size_t i = 0; i < count; ++i) arena.set_page_state(page + i, state);
       committed_pages_ += count;
       // The pages after the one wanted wait, empty, for the run's next slots: in the reserve,
       // or kept unlocked.
@@ -245,7 +242,7 @@ bool Shard::lock_unlocked_page(Arena& arena, std::size_t page, budget::Budget& b
     return false;
   }
   budget.release_unlocked(os::kPageSize);
-  arena.page_state[page] = PageState::kLocked;
+  arena.set_page_state(page, PageState::kLocked);
   return true;
 }
 
@@ -336,7 +333,7 @@ bool Shard::trim_empty_pages(budget::Budget& budget, std::size_t target, PageSta
         return released != 0;
       }
       for (; page < end; ++page) {
-        arena->page_state[page] = PageState::kReserved;
+        arena->set_page_state(page, PageState::kReserved);
         --empty;
         --committed_pages_;
         ++released;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: ISC
 // One bit per slot of a run: set = handed out. Lives in the arena's metadata mapping, never
 // beside the secrets, so an overflow out of a secret cannot forge a free slot. The same bitmap,
-// of another size, marks the live zero-byte objects (heap/zero_size_objects.hpp).
+// of other sizes, marks the live zero-byte objects (heap/zero_size_objects.hpp) and an arena's
+// unowned and committed pages (arena.hpp).
 #pragma once
 
 #include <bit>
@@ -37,6 +38,26 @@ class Bitmap {
       }
       w = (w + 1) * 64 < limit ? w + 1 : 0;
       free_bits = ~words_[w];
+    }
+    return kNone;
+  }
+
+  // The first of `length` (1 to 64) consecutive set bits that are set in `other` too; kNone if
+  // there are none. Word operations, not a walk bit by bit: a new run looks for its pages
+  // in every arena of its shard.
+  std::size_t first_run_also_in(const Bitmap& other, std::size_t length) const {
+    std::uint64_t starts[kWords];  // bit i: bits i to i + covered - 1 are all set
+    for (std::size_t w = 0; w < kWords; ++w) starts[w] = words_[w] & other.words_[w];
+    for (std::size_t covered = 1; covered < length;) {
+      std::size_t step = length - covered < covered ? length - covered : covered;
+      for (std::size_t w = 0; w < kWords; ++w) {
+        std::uint64_t above = w + 1 < kWords ? starts[w + 1] << (64 - step) : 0;
+        starts[w] &= (starts[w] >> step) | above;
+      }
+      covered += step;
+    }
+    for (std::size_t w = 0; w < kWords; ++w) {
+      if (starts[w] != 0) return w * 64 + static_cast<std::size_t>(std::countr_zero(starts[w]));
     }
     return kNone;
   }

@@ -35,3 +35,48 @@ TEST_CASE("the slot bitmap finds the next free slot from any start, wrapping bel
   bitmap.clear_all();
   CHECK(bitmap.count() == 0);
 }
+
+TEST_CASE("a run of set bits is found where both bitmaps have it, across word boundaries") {
+  using Pages = lockbox::small::Bitmap<256>;
+  // Against the plain answer (the first index whose `length` bits are set in both), on bitmaps
+  // made of random stretches, so that runs cross the 64-bit words at every offset.
+  std::uint64_t state = 0x9e3779b97f4a7c15u;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  std::size_t mismatches = 0, found = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    Pages a, b;
+    for (std::size_t bit = 0; bit < 256;) {
+      std::size_t stretch = 1 + next() % 24;
+      bool set_a = next() % 4 != 0, set_b = next() % 5 != 0;
+      for (std::size_t end = bit + stretch; bit < end && bit < 256; ++bit) {
+        if (set_a) a.set(bit);
+        if (set_b && next() % 16 != 0) b.set(bit);
+      }
+    }
+    for (std::size_t length : {1u, 2u, 3u, 5u, 8u, 13u, 16u, 40u, 64u}) {
+      std::size_t expected = Pages::kNone;
+      for (std::size_t first = 0; first + length <= 256 && expected == Pages::kNone; ++first) {
+        bool all = true;
+        for (std::size_t i = first; i < first + length; ++i) all &= a.test(i) && b.test(i);
+        if (all) expected = first;
+      }
+      if (expected != Pages::kNone) ++found;
+      if (a.first_run_also_in(b, length) != expected) ++mismatches;
+    }
+  }
+  CHECK(mismatches == 0);
+  CHECK(found > 2000);  // the bitmaps did hold runs to find
+  Pages full, empty;
+  for (std::size_t bit = 0; bit < 256; ++bit) full.set(bit);
+  CHECK(full.first_run_also_in(full, 64) == 0);
+  CHECK(full.first_run_also_in(empty, 1) == Pages::kNone);
+  full.clear(0);
+  full.clear(64);
+  CHECK(full.first_run_also_in(full, 63) == 1);
+  CHECK(full.first_run_also_in(full, 64) == 65);
+}
