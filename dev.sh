@@ -261,7 +261,9 @@ case "$command" in
       echo "$operations operations: $(grep total bench/results/.strace | awk '{print $4}') memory system calls"
     done | tee bench/results/syscalls.txt
     rm -f bench/results/.strace
-    echo "bench: results in bench/results/ (results.md, results.csv, chart.png, bulk.csv, bulk_chart.png, syscalls.txt)"
+    # The least a large-block cycle costs under #12's promises, whatever the allocator (floors.cpp).
+    build-bench/bench/lockbox_floors | tee bench/results/floors.txt
+    echo "bench: results in bench/results/ (results.md, results.csv, chart.png, bulk.csv, bulk_chart.png, syscalls.txt, floors.txt)"
     ;;
   variants)
     ensure_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
