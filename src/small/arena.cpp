@@ -93,7 +93,6 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget:
   arena->base = static_cast<unsigned char*>(memory);
   arena->generation = generation;
   arena->shard_index = shard_index;
-  arena->unowned_pages = kEndDataPage - kFirstDataPage;
   arena->secretmem = secretmem;
   // Under mlockall(MCL_FUTURE) the new mapping is born locked. Its first page is a guard page
   // with nothing in it, so asking costs one system call and discards nothing.
@@ -101,11 +100,13 @@ Arena* create_arena(std::uint64_t generation, std::uint32_t shard_index, budget:
   for (std::size_t page = 0; page < kArenaPages; ++page) {
     arena->page_refcount[page] = 0;
     arena->set_page_state(page, PageState::kReserved);
-    arena->page_run[page] = kNoRun;
-  }
-  // The guard pages are no run's and never will be: only data pages are unowned.
-  for (std::size_t page = kFirstDataPage; page < kEndDataPage; ++page) {
-    arena->set_page_run(page, kNoRun);
+    // The guard pages are no run's and never will be: only data pages are unowned (in the map).
+    bool data_page = page >= kFirstDataPage && page < kEndDataPage;
+    if (data_page) {
+      arena->set_page_run(page, kNoRun);
+    } else {
+      arena->page_run[page] = kNoRun;
+    }
   }
   return arena;
 }

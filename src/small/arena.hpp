@@ -85,7 +85,6 @@ struct Arena {
   Arena* next_in_shard = nullptr;
   std::uint64_t generation = 0;  // process generation (bumped in a forked child)
   std::uint32_t shard_index = 0;
-  std::uint32_t unowned_pages = 0;  // data pages no run owns
   // The reservation came back locked: the application called mlockall(MCL_FUTURE).
   bool locked_by_application = false;
   // The data pages are memfd_secret memory: locked (and charged) whole from the start, never

@@ -107,7 +107,6 @@ Run* Shard::create_run(std::size_t class_index, std::uint64_t generation, std::u
   for (std::size_t page = first; page < first + pages; ++page) {
     arena->set_page_run(page, static_cast<std::uint16_t>(first));
   }
-  arena->unowned_pages -= static_cast<std::uint32_t>(pages);
   Run& run = arena->runs[first];
   run.arena = arena;
   run.first_page = static_cast<std::uint16_t>(first);
@@ -126,8 +125,8 @@ Shard::RunPlace Shard::place_for_run(std::size_t pages) {
   // new run costs no syscall; else the first unowned pages that fit.
   RunPlace place{nullptr, 0};
   for (Arena* candidate = arenas_; candidate != nullptr; candidate = candidate->next_in_shard) {
-    if (candidate->unowned_pages < pages) continue;
     const auto& unowned = candidate->unowned_pages_map;
+    if (unowned.none()) continue;  // full: most arenas of a grown shard
     std::size_t committed = unowned.first_run_also_in(candidate->committed_pages_map, pages);
     if (committed != unowned.kNone) return {candidate, committed};
     if (place.arena == nullptr) {
@@ -162,7 +161,6 @@ void Shard::dissolve_run(Run& run) {
   for (std::size_t page = run.first_page; page < run.first_page + pages; ++page) {
     arena.set_page_run(page, kNoRun);
   }
-  arena.unowned_pages += static_cast<std::uint32_t>(pages);
 }
 
 bool Shard::acquire_page(Arena& arena, std::size_t page, budget::Budget& budget,

@@ -62,6 +62,12 @@ class Bitmap {
     return kNone;
   }
 
+  bool none() const {
+    std::uint64_t any = 0;
+    for (auto word : words_) any |= word;
+    return any == 0;
+  }
+
   std::size_t count() const {
     std::size_t total = 0;
     for (auto word : words_) total += static_cast<std::size_t>(std::popcount(word));

@@ -75,6 +75,10 @@ TEST_CASE("a run of set bits is found where both bitmaps have it, across word bo
   for (std::size_t bit = 0; bit < 256; ++bit) full.set(bit);
   CHECK(full.first_run_also_in(full, 64) == 0);
   CHECK(full.first_run_also_in(empty, 1) == Pages::kNone);
+  CHECK(empty.none());
+  CHECK_FALSE(full.none());
+  empty.set(255);  // the last bit of the last word
+  CHECK_FALSE(empty.none());
   full.clear(0);
   full.clear(64);
   CHECK(full.first_run_also_in(full, 63) == 1);
